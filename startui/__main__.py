@@ -1,0 +1,5 @@
+import sys
+
+from startui.cli import main
+
+sys.exit(main())

@@ -1,0 +1,192 @@
+"""``python -m startui …``: a thin shell over the library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+from startui.backends import BackendError, make_backend
+from startui.engine import DEFAULT_SYSTEM_PROMPT, Engine, EngineConfig
+from startui.events import (Event, Notice, SegmentFinished, SegmentStarted, TextDelta,
+                            TrajectoryFinished)
+from startui.hints import HintLibrary, HintPolicy
+from startui.trajectory import Problem, Trajectory
+
+COLORS = {"think": "", "hint": "\033[1;33m", "code": "\033[36m", "output": "\033[32m",
+          "error": "\033[31m", "answer": "\033[1;35m", "notice": "\033[2m", "reset": "\033[0m"}
+
+
+class TerminalPrinter:
+    """Streams a trajectory to a terminal, each segment kind in its own colour."""
+
+    def __init__(self, out: TextIO = sys.stdout, color: bool | None = None) -> None:
+        self.out = out
+        self.color = out.isatty() if color is None else color
+
+    def _c(self, name: str) -> str:
+        return COLORS[name] if self.color else ""
+
+    def _write(self, text: str, color: str = "") -> None:
+        self.out.write(f"{self._c(color)}{text}{self._c('reset')}" if color and self.color
+                       else text)
+        self.out.flush()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, SegmentStarted):
+            seg = event.segment
+            if seg.kind == "hint":
+                who = "human" if seg.source == "human" else f"auto · {seg.meta.get('category')}"
+                self._write(f"\n[hint: {who}] ", "hint")
+                self._write(seg.text.strip() + "\n", "hint")
+            elif seg.kind == "code":
+                self._write("\n```python\n", "code")
+            elif seg.kind == "output":
+                color = "error" if seg.meta.get("error") else "output"
+                self._write("```output\n" + seg.text + "\n```\n", color)
+            elif seg.kind == "answer" and seg.text:
+                self._write(seg.text, "answer")
+        elif isinstance(event, TextDelta):
+            self._write(event.text, self._kind_color)
+        elif isinstance(event, SegmentFinished) and event.segment.kind == "code":
+            self._write("\n```\n", "code")
+        elif isinstance(event, Notice):
+            self._write(f"\n[{event.level}] {event.message}\n",
+                        "error" if event.level == "error" else "notice")
+        elif isinstance(event, TrajectoryFinished):
+            traj = event.trajectory
+            self._write(f"\n\n── {traj.status} · {traj.tool_calls} tool calls · {traj.hints} "
+                        f"hints · {traj.tokens} tokens · id {traj.id}\n", "notice")
+            if traj.answer is not None:
+                self._write(f"Answer: {traj.answer}\n", "answer")
+        if isinstance(event, SegmentStarted):
+            self._kind_color = event.segment.kind if event.segment.kind != "think" else ""
+
+    _kind_color = ""
+
+
+def _policy(args: argparse.Namespace) -> HintPolicy:
+    library = HintLibrary()
+    if args.hints_file:
+        library.add_file(args.hints_file)
+    categories = tuple(c.strip() for c in args.categories.split(",")) if args.categories else None
+    return HintPolicy(rounds=args.rounds, conjunction_p=args.conjunction_p, seed=args.seed,
+                      categories=categories, library=library)
+
+
+def _config(args: argparse.Namespace) -> EngineConfig:
+    return EngineConfig(max_tool_calls=args.max_tool_calls, max_tokens=args.max_tokens,
+                        temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+                        system_prompt=args.system_prompt, think_end=args.think_end,
+                        kernel_timeout=args.timeout)
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=os.environ.get("STARTUI_BACKEND", "llamacpp"),
+                   help="llamacpp (embedded default) or scripted (env STARTUI_BACKEND)")
+    p.add_argument("--model", default=os.environ.get("STARTUI_MODEL"),
+                   help="model for the backend: a .gguf path for llamacpp (default: the embedded "
+                        "Qwen2.5-Coder-1.5B-Instruct), a JSON script for scripted")
+    p.add_argument("--rounds", type=int, default=1, help="end-of-reasoning hint rounds")
+    p.add_argument("--conjunction-p", type=float, default=0.0,
+                   help="probability of a hint after 'Wait'/'Alternatively' (paper: random)")
+    p.add_argument("--categories", help="comma-separated hint categories for conjunction hints")
+    p.add_argument("--hints-file", help="add hints from a JSON list or a text file (one a line)")
+    p.add_argument("--max-tool-calls", type=int, default=6)
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--max-tokens", type=int, default=2048,
+                   help="generated tokens across the whole trajectory")
+    p.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT)
+    p.add_argument("--think-end", default=None,
+                   help="end-of-thinking marker of a thinking model, e.g. '</think>' "
+                        "(default: end of sequence, as for Qwen2.5 and QwQ-32B-Preview)")
+    p.add_argument("--timeout", type=float, default=30.0, help="kernel timeout per cell, seconds")
+
+
+async def run_one(args: argparse.Namespace, question: str, subscribers: list[Any]) -> Trajectory:
+    from startui.kernels import KernelPool
+
+    backend = make_backend(args.backend, args.model)
+    try:
+        async with KernelPool(size=1, timeout=args.timeout) as pool:
+            engine = Engine(backend, pool, _policy(args), _config(args))
+            traj = await asyncio.to_thread(engine.new_trajectory, Problem(question=question))
+            session = engine.start(traj)
+            for s in subscribers:
+                session.subscribe(s)
+            loop = asyncio.get_running_loop()
+            try:
+                loop.add_signal_handler(signal.SIGINT, session.stop)
+            except (NotImplementedError, RuntimeError):
+                pass
+            try:
+                return await session.run()
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+    finally:
+        await backend.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    subscribers: list[Any] = []
+    if args.json:
+        subscribers.append(lambda e: print(json.dumps(e.to_dict()), flush=True))
+    else:
+        subscribers.append(TerminalPrinter(color=None if not args.no_color else False))
+    recorder = None
+    if not args.no_save:
+        try:
+            from startui.store import Recorder, Store
+
+            recorder = Recorder(Store(args.db))
+            subscribers.append(recorder)
+        except Exception as e:  # noqa: BLE001 - saving is a convenience; say so and go on
+            print(f"warning: not saving this run ({type(e).__name__}: {e})", file=sys.stderr)
+    try:
+        traj = asyncio.run(run_one(args, args.question, subscribers))
+    except BackendError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if recorder is not None and hasattr(recorder, "close"):
+            recorder.close()
+    if args.json:
+        print(json.dumps(traj.to_dict()), flush=True)
+    return 0 if traj.status in ("finished", "cancelled") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m startui",
+                                     description="START Studio: Hint-infer with a real kernel")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="solve one question, streaming the reasoning")
+    run.add_argument("question")
+    add_generation_args(run)
+    run.add_argument("--json", action="store_true",
+                     help="one JSON event per line; the last line is the whole trajectory")
+    run.add_argument("--no-color", action="store_true")
+    run.add_argument("--no-save", action="store_true", help="do not save to the store")
+    run.add_argument("--db", default=None, help="database URL (env STARTUI_DB_URL)")
+    run.set_defaults(func=cmd_run)
+    try:
+        from startui import cli_store
+    except ImportError:
+        pass
+    else:
+        cli_store.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, BackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
