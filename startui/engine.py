@@ -44,6 +44,7 @@ _CODE_OPEN = re.compile(r"```(?:python3?|py)[ \t]*\n")
 _CODE_CLOSE = re.compile(r"(?:^|\n)[ \t]*```")
 _DUP_OPEN = re.compile(r"```(?:python3?|py)[ \t]*\n")
 _HOLD_MARKERS = ("```python\n", "```python3\n", "```py\n", OUTPUT_OPEN_MARK)
+_MARKER_SPAN = 48  # longer than any marker, the think-end tag and the leading blanks included
 
 if TYPE_CHECKING:
     from startui.kernels import Kernel, KernelPool
@@ -119,6 +120,7 @@ class _Stream:
     emitted: int = 0
     scan_from: int = 0  # conjunctions before this offset were already decided
     started: bool = True  # SegmentStarted was emitted (think segments start on their first text)
+    checked: int = 0  # terminators were searched up to here
 
 
 @dataclass
@@ -332,7 +334,9 @@ class Session:
         Returns the reason to cut, or None to keep streaming."""
         seg = self._segment()
         if seg.kind == "code":
-            m = _CODE_CLOSE.search(st.buf)
+            since = max(0, st.checked - _MARKER_SPAN)
+            st.checked = len(st.buf)
+            m = _CODE_CLOSE.search(st.buf, since)
             if m and m.start() == 0 and m.group().startswith(FENCE):
                 dup = _DUP_OPEN.match(st.buf)
                 if dup:  # the model repeated the opening fence the hint already wrote
@@ -349,11 +353,14 @@ class Session:
         cfg = self.engine.config
         found: list[tuple[int, int, str]] = []  # (start, end, reason)
         if seg.kind == "think":
-            if m := _CODE_OPEN.search(st.buf):
+            # markers are searched only where new text could complete one: O(1) per token
+            since = max(0, st.checked - _MARKER_SPAN - len(cfg.think_end or ""))
+            st.checked = len(st.buf)
+            if m := _CODE_OPEN.search(st.buf, since):
                 found.append((m.start(), m.end(), "open_code"))
-            if (i := st.buf.find(OUTPUT_OPEN_MARK)) >= 0:
+            if (i := st.buf.find(OUTPUT_OPEN_MARK, since)) >= 0:
                 found.append((i, len(st.buf), "invented_output"))
-            if cfg.think_end and (i := st.buf.find(cfg.think_end)) >= 0:
+            if cfg.think_end and (i := st.buf.find(cfg.think_end, since)) >= 0:
                 found.append((i, i + len(cfg.think_end), "think_end"))
             if (c := self._conjunction(st)) is not None:
                 found.append((c, c, "conjunction"))
@@ -385,6 +392,7 @@ class Session:
         new = Segment(kind, "", "model", closed=False)  # type: ignore[arg-type]
         self.trajectory.segments.append(new)
         st.index, st.buf, st.emitted, st.scan_from = len(self.trajectory.segments) - 1, rest, 0, 0
+        st.checked = 0
         st.started = True
         await self._emit(SegmentStarted(self.trajectory.id, st.index, new))
         return await self._scan(st)
@@ -547,8 +555,11 @@ def _holdback(buf: str, kind: str, think_end: str | None) -> int:
     """Length of the tail of ``buf`` that could be the start of a marker still being streamed."""
     markers: tuple[str, ...] = ("\n```",) if kind == "code" else _HOLD_MARKERS + (
         (think_end,) if think_end else ())
+    tail = buf[-_MARKER_SPAN:]
     best = 0
     for marker in markers:
+        if marker[0] not in tail:
+            continue
         for k in range(min(len(marker), len(buf)), best, -1):
             if buf.endswith(marker[:k]):
                 best = k

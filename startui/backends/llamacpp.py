@@ -79,8 +79,9 @@ class LlamaCppBackend:
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         """The model's own chat template, applied by llama.cpp (``/apply-template``)."""
+        base_url = self.base_url  # loads the model: its errors are the caller's to see
         body = json.dumps({"messages": messages}).encode()
-        req = urllib.request.Request(self.base_url + "/apply-template", data=body,
+        req = urllib.request.Request(base_url + "/apply-template", data=body,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:

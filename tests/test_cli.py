@@ -1,0 +1,64 @@
+"""`python -m startui run`, as a script or a person uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIMES = "print(sum(p for p in range(2, 30) if all(p % d for d in range(2, p))))"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "startui", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=120,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                               "HOME": str(cwd), "STARTUI_DB_URL": f"sqlite:///{cwd}/s.sqlite"})
+
+
+def write_script(tmp_path: Path, turns: list[str]) -> str:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps(turns))
+    return str(path)
+
+
+def test_json_mode_prints_events_then_the_whole_trajectory(tmp_path):
+    script = write_script(tmp_path, [f"Compute.\n```python\n{PRIMES}\n```", "So \\boxed{129}."])
+    proc = run_cli("run", "Sum of primes below 30?", "--backend", "scripted", "--model", script,
+                   "--json", "--rounds", "0", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0]["type"] == "trajectory_started"
+    assert {"text_delta", "segment_finished", "trajectory_finished"} <= {x.get("type") for x in lines}
+    final = lines[-1]
+    assert [(s["kind"], s["source"]) for s in final["segments"]] == [
+        ("think", "model"), ("code", "model"), ("output", "kernel"), ("answer", "model")]
+    assert final["segments"][2]["text"] == "129"
+    assert final["answer"] == "129" and final["status"] == "finished"
+
+
+def test_terminal_mode_tells_the_parts_apart(tmp_path):
+    script = write_script(tmp_path, ["It is 129.", f"{PRIMES}\n```", "Checked: \\boxed{129}."])
+    proc = run_cli("run", "Sum of primes below 30?", "--backend", "scripted", "--model", script,
+                   "--no-color", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "[hint: auto · self-reflection] Wait, I can use Python to check" in out
+    assert "```python\n" + PRIMES in out
+    assert "```output\n129\n```" in out
+    assert out.rstrip().endswith("Answer: 129")
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    proc = run_cli("run", "q", "--backend", "nope", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown backend 'nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("run", "q", "--backend", "llamacpp", "--model", str(tmp_path / "missing.gguf"),
+                   "--no-save", cwd=tmp_path)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("run", "q", "--conjunction-p", "2", "--backend", "scripted", "--no-save",
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "probability" in proc.stderr
