@@ -1,7 +1,8 @@
-"""START Studio web app (Gradio). The live demo lands with issue 5; the library and CLI work now:
+"""START Studio — the Gradio app (what `python app.py` and Hugging Face Spaces run)."""
 
-    python -m startui run "What is the sum of all primes below 1000? Use Python to check."
-"""
+from startui.ui.app import build_app, launch
+
+demo = build_app()
 
 if __name__ == "__main__":
-    print("The web UI comes later; for now use: python -m startui run \"your question\"")
+    launch(demo)

@@ -12,8 +12,14 @@ from typing import Any, TextIO
 
 from startui.backends import BackendError, make_backend
 from startui.engine import DEFAULT_SYSTEM_PROMPT, Engine, EngineConfig
-from startui.events import (Event, Notice, SegmentFinished, SegmentStarted, TextDelta,
-                            TrajectoryFinished)
+from startui.events import (
+    Event,
+    Notice,
+    SegmentFinished,
+    SegmentStarted,
+    TextDelta,
+    TrajectoryFinished,
+)
 from startui.hints import HintLibrary, HintPolicy
 from startui.trajectory import Problem, Trajectory
 

@@ -408,7 +408,8 @@ class Session:
     def _conjunction(self, st: _Stream) -> int | None:
         """Offset right after a paragraph-opening conjunction the policy picked, if any."""
         policy = self.engine.policy
-        if policy.conjunction_p <= 0 or self.trajectory.tool_calls >= self.engine.config.max_tool_calls:
+        out_of_calls = self.trajectory.tool_calls >= self.engine.config.max_tool_calls
+        if policy.conjunction_p <= 0 or out_of_calls:
             return None
         words = "|".join(re.escape(w) for w in policy.conjunctions)
         pattern = re.compile(rf"(?:^|\n)[ \t]*(?:{words})(,|(?=[^\w,]))")

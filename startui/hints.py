@@ -37,7 +37,8 @@ class Hint:
 
 
 MATH_HINTS: tuple[Hint, ...] = (
-    Hint("complex calculations", "I can use Python to perform complex calculations for this problem."),
+    Hint("complex calculations",
+         "I can use Python to perform complex calculations for this problem."),
     Hint("self-reflection",
          "I can use Python to check if my approach is correct and refine it, if necessary."),
     Hint("check logic", "maybe Python can assist in ensuring our logical deductions are sound."),
@@ -47,12 +48,13 @@ MATH_HINTS: tuple[Hint, ...] = (
     Hint("deeper think", "I can think more deeply about this problem through python tools."),
 )
 
-# Sequential test-time scaling: round i of end-of-reasoning hints uses ROUND_HINTS[i] (last repeats).
+# Sequential test-time scaling: end-of-reasoning round i uses ROUND_HINTS[i] (the last repeats).
 ROUND_HINTS: tuple[Hint, ...] = (
     Hint("self-reflection",
          "I can use Python to check if my approach is correct and refine it, if necessary."),
     Hint("meticulous check",
-         "I can utilize Python code again to meticulously check my reasoning and the final answer."),
+         "I can utilize Python code again to meticulously check my reasoning and the final "
+         "answer."),
     Hint("deeper think", "I can think more deeply about this problem through python tools."),
 )
 
@@ -140,7 +142,8 @@ class HintPolicy:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conjunction_p <= 1.0:
-            raise ValueError(f"conjunction probability must be within [0, 1], got {self.conjunction_p}")
+            raise ValueError("conjunction probability must be within [0, 1], "
+                             f"got {self.conjunction_p}")
         if self.rounds < 0:
             raise ValueError(f"hint rounds must be >= 0, got {self.rounds}")
         self._rng = random.Random(self.seed)

@@ -138,7 +138,7 @@ class Trajectory:
 
     @property
     def answer(self) -> str | None:
-        """The extracted final answer: last ``\\boxed{}`` of the answer segment, else of the text."""
+        """The final answer: the last ``\\boxed{}`` of the answer segment, else of the text."""
         for s in reversed(self.segments):
             if s.kind == "answer":
                 boxed = s.meta.get("boxed") or extract_boxed(s.text)

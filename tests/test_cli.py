@@ -31,7 +31,8 @@ def test_json_mode_prints_events_then_the_whole_trajectory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines[0]["type"] == "trajectory_started"
-    assert {"text_delta", "segment_finished", "trajectory_finished"} <= {x.get("type") for x in lines}
+    types = {x.get("type") for x in lines}
+    assert {"text_delta", "segment_finished", "trajectory_finished"} <= types
     final = lines[-1]
     assert [(s["kind"], s["source"]) for s in final["segments"]] == [
         ("think", "model"), ("code", "model"), ("output", "kernel"), ("answer", "model")]

@@ -57,7 +57,8 @@ async def test_chat_template_is_the_models_own(backend):
 
 
 async def test_stream_stops_at_a_stop_string_and_cancels_promptly(backend):
-    prompt = backend.chat_prompt([{"role": "user", "content": "Count from 1 to 50, comma separated."}])
+    ask = "Count from 1 to 50, comma separated."
+    prompt = backend.chat_prompt([{"role": "user", "content": ask}])
     text = ""
     async for chunk in backend.stream(GenerationRequest(prompt, stop=["10"], max_tokens=200,
                                                         temperature=0)):

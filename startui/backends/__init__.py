@@ -43,5 +43,6 @@ def make_backend(name: str, model: str | None = None, **kw: Any) -> Backend:
     try:
         factory = BACKENDS[name]
     except KeyError:
-        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}") from None
+        known = ", ".join(BACKENDS)
+        raise BackendError(f"unknown backend {name!r}; choose one of {known}") from None
     return factory(model, **kw)

@@ -1,0 +1,1 @@
+"""The Gradio shell: one module per tab; callbacks only wire library calls."""

@@ -1,0 +1,226 @@
+"""The first tab: ask, watch the model think, steer it with hints, see its code run, keep it.
+
+Every callback here only wires :class:`~startui.studio.Studio` calls to components and turns
+library errors into messages a person reads (never a traceback).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from startui.studio import RunSettings, Services, Studio
+from startui.trajectory import Problem, Trajectory
+from startui.ui import render
+
+BACKENDS = ["llamacpp", "openai", "vllm", "transformers", "scripted"]
+CUSTOM_HINT = "(type your own)"
+
+
+def _settings(*values: Any) -> RunSettings:
+    (backend, model, base_url, temperature, max_tokens, rounds, conj_p, categories,
+     max_tool_calls, timeout, seed) = values
+    return RunSettings(backend=backend, model=model or None, base_url=base_url or None,
+                       temperature=float(temperature), max_tokens=int(max_tokens),
+                       rounds=int(rounds), conjunction_p=float(conj_p),
+                       categories=list(categories) or None, max_tool_calls=int(max_tool_calls),
+                       kernel_timeout=float(timeout),
+                       seed=None if seed in (None, "", -1) else int(seed))
+
+
+def _view(studio: Studio, traj: Trajectory | None) -> tuple[Any, ...]:
+    """chatbot, status, current trajectory id, rewind picker, branches."""
+    running = studio.running and traj is studio.trajectory
+    notes = [n.message for n in studio.notices if traj is studio.trajectory
+             and n.level in ("warning", "error")]
+    status = render.status_line(traj, running)
+    if notes:
+        status += "\n\n" + "\n".join(f"⚠️ {m}" for m in dict.fromkeys(notes))
+    picks = render.segment_choices(traj)
+    return (render.messages(traj, studio.timings if traj is studio.trajectory else None,
+                            time.monotonic()),
+            status, traj.id if traj else None,
+            gr.update(choices=picks, value=None))
+
+
+def build_live_tab(services: Services, studio_state: gr.State, *, examples: list[Problem],
+                   concurrency: int) -> None:
+    library = services.library
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            problem = gr.Textbox(label="Problem", lines=3, elem_id="problem",
+                                 placeholder="Ask something that needs computing, e.g. "
+                                             "“What is the sum of all primes below 1000?”")
+            if examples:
+                gr.Examples([[p.question] for p in examples[:8]], inputs=[problem],
+                            label="Examples (one click)")
+            with gr.Row():
+                run_btn = gr.Button("▶ Run", variant="primary", elem_id="run")
+                stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop")
+                continue_btn = gr.Button("⏵ Continue", elem_id="continue")
+            status = gr.Markdown(render.status_line(None, False), elem_id="status")
+            chatbot = gr.Chatbot(label="Reasoning", height=620, elem_id="trajectory",
+                                 latex_delimiters=[{"left": "$", "right": "$", "display": False},
+                                                   {"left": "$$", "right": "$$",
+                                                    "display": True}],
+                                 buttons=["copy_all"], feedback_options=None)
+            with gr.Row(equal_height=True):
+                hint_text = gr.Textbox(label="Your hint (goes in at the next token)", scale=4,
+                                       elem_id="hint-text",
+                                       placeholder="e.g. Check small cases with Python first.")
+                hint_pick = gr.Dropdown([CUSTOM_HINT] + [f"{h.category}: {h.text}"
+                                                         for h in library.math],
+                                        value=CUSTOM_HINT, label="…or one from the hint library",
+                                        scale=3)
+                insert_btn = gr.Button("💡 Insert hint", scale=1, elem_id="insert")
+        with gr.Column(scale=1, min_width=280):
+            with gr.Accordion("Settings", open=False):
+                backend = gr.Dropdown(BACKENDS, value="llamacpp", label="Backend")
+                model = gr.Textbox(label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
+                base_url = gr.Textbox(label="Server URL (openai / vllm)")
+                temperature = gr.Slider(0, 1.5, value=0.6, step=0.05, label="Temperature")
+                max_tokens = gr.Slider(64, 8192, value=1536, step=64, label="Max tokens")
+                rounds = gr.Slider(0, 4, value=1, step=1, label="End-of-reasoning hint rounds")
+                conj_p = gr.Slider(0, 1, value=0.0, step=0.05,
+                                   label="Hint after Wait/Alternatively (probability)")
+                categories = gr.CheckboxGroup(library.categories, value=library.categories,
+                                              label="Hint categories")
+                max_tool_calls = gr.Slider(0, 12, value=6, step=1, label="Max tool calls")
+                timeout = gr.Slider(1, 120, value=30, step=1, label="Kernel timeout (s)")
+                seed = gr.Number(value=None, label="Seed (empty: random)", precision=0)
+            with gr.Accordion("Recent runs", open=True):
+                runs = gr.Dropdown([], label="Saved trajectories", elem_id="runs",
+                                   interactive=True)
+                with gr.Row():
+                    refresh_btn = gr.Button("↻ Refresh", size="sm")
+                    open_btn = gr.Button("Open", size="sm", elem_id="open")
+            with gr.Accordion("Rewind & branch", open=False, elem_id="rewind-box"):
+                seg_pick = gr.Dropdown([], label="Segment", elem_id="seg-pick")
+                seg_text = gr.Textbox(label="Its text (edit it, or empty it to cut there)",
+                                      lines=6, elem_id="seg-text")
+                branch_btn = gr.Button("⑂ Regenerate from here (new branch)",
+                                       elem_id="branch")
+                branches = gr.Dropdown([], label="Branches of this problem", elem_id="branches")
+    current = gr.State(None)  # id of the trajectory on screen
+
+    settings = [backend, model, base_url, temperature, max_tokens, rounds, conj_p, categories,
+                max_tool_calls, timeout, seed]
+    view = [chatbot, status, current, seg_pick]
+
+    async def stream(studio: Studio, source: AsyncIterator[Trajectory]) -> AsyncIterator[Any]:
+        try:
+            async for traj in source:
+                yield _view(studio, traj)
+        except (ValueError, RuntimeError) as e:
+            raise gr.Error(str(e)) from None
+
+    async def on_run(studio: Studio, question: str, *values: Any) -> AsyncIterator[Any]:
+        async for v in stream(studio, studio.run(question, _settings(*values))):
+            yield v
+
+    async def on_continue(studio: Studio, traj_id: str | None, *values: Any,
+                          ) -> AsyncIterator[Any]:
+        traj = _load(services, studio, traj_id)
+        async for v in stream(studio, studio.resume(traj, _settings(*values))):
+            yield v
+
+    async def on_branch(studio: Studio, traj_id: str | None, index: int | None, text: str,
+                        *values: Any) -> AsyncIterator[Any]:
+        if index is None:
+            raise gr.Error("pick a segment to rewind to first")
+        traj = _load(services, studio, traj_id)
+        async for v in stream(studio, studio.rewind(traj, int(index), text,
+                                                    _settings(*values))):
+            yield v
+
+    def on_stop(studio: Studio) -> None:
+        if not studio.stop():
+            gr.Info("nothing is running")
+
+    def on_insert(studio: Studio, text: str, pick: str) -> str:
+        if not (text or "").strip() and pick and pick != CUSTOM_HINT:
+            category = pick.split(":", 1)[0]
+            hint = library.by_category(category)
+            text = hint.text + ("\n```python" if hint.opens_code else "")
+        try:
+            studio.insert_hint(text or "")
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+        return ""
+
+    def on_refresh() -> Any:
+        return gr.update(choices=_recent(services))
+
+    def on_open(studio: Studio, traj_id: str | None) -> tuple[Any, ...]:
+        if not traj_id:
+            raise gr.Error("pick a saved trajectory first")
+        return _view(studio, _load(services, studio, traj_id))
+
+    def on_pick_segment(studio: Studio, traj_id: str | None, index: int | None) -> str:
+        if index is None or not traj_id:
+            return ""
+        traj = _load(services, studio, traj_id)
+        return traj.segments[int(index)].text if int(index) < len(traj.segments) else ""
+
+    def on_branches(traj_id: str | None) -> Any:
+        return gr.update(choices=_branches(services, traj_id))
+
+    gen = {"concurrency_limit": concurrency, "concurrency_id": "generate"}
+    run_btn.click(on_run, [studio_state, problem, *settings], view, **gen).then(
+        on_refresh, None, runs).then(on_branches, current, branches)
+    problem.submit(on_run, [studio_state, problem, *settings], view, **gen)
+    continue_btn.click(on_continue, [studio_state, current, *settings], view, **gen)
+    branch_btn.click(on_branch, [studio_state, current, seg_pick, seg_text, *settings], view,
+                     **gen).then(on_branches, current, branches).then(on_refresh, None, runs)
+    stop_btn.click(on_stop, studio_state, None, concurrency_limit=None, queue=False)
+    insert_btn.click(on_insert, [studio_state, hint_text, hint_pick], hint_text,
+                     concurrency_limit=None)
+    hint_text.submit(on_insert, [studio_state, hint_text, hint_pick], hint_text,
+                     concurrency_limit=None)
+    refresh_btn.click(on_refresh, None, runs)
+    open_btn.click(on_open, [studio_state, runs], view).then(on_branches, current, branches)
+    runs.select(on_open, [studio_state, runs], view).then(on_branches, current, branches)
+    branches.select(on_open, [studio_state, branches], view)
+    seg_pick.change(on_pick_segment, [studio_state, current, seg_pick], seg_text)
+
+
+def _load(services: Services, studio: Studio, traj_id: str | None) -> Trajectory:
+    if studio.trajectory is not None and (traj_id is None or studio.trajectory.id == traj_id):
+        return studio.trajectory
+    if not traj_id:
+        raise gr.Error("no trajectory on screen: run one or open a saved one")
+    if services.store is None:
+        raise gr.Error("this app runs without a store")
+    try:
+        return services.store.load_trajectory(traj_id)
+    except Exception as e:  # noqa: BLE001 - shown to the person, the app keeps serving
+        raise gr.Error(f"cannot open {traj_id[:12]}: {e}") from None
+
+
+def _label(s: Any) -> str:
+    q = " ".join(s.question.split())[:60]
+    answer = f" → {s.answer}" if s.answer else ""
+    return f"{s.status} · {q}{answer} · {s.id[:8]}"
+
+
+def _recent(services: Services, limit: int = 30) -> list[tuple[str, str]]:
+    if services.store is None:
+        return []
+    return [(_label(s), s.id) for s in services.store.list_trajectories(limit=limit)]
+
+
+def _branches(services: Services, traj_id: str | None) -> list[tuple[str, str]]:
+    if services.store is None or not traj_id:
+        return []
+    try:
+        traj = services.store.load_trajectory(traj_id)
+    except Exception:  # noqa: BLE001 - not saved yet
+        return []
+    pid = traj.problem.id
+    if not pid:
+        return []
+    rows = services.store.list_trajectories(problem_id=pid, limit=50)
+    return [(("⑂ " if s.parent_id else "") + _label(s), s.id) for s in rows]

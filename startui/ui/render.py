@@ -1,0 +1,143 @@
+"""Trajectory → Chatbot messages: small pure functions, tested without a browser.
+
+Streaming stays append-only: every segment is its own message and a live segment's text only
+grows, so Gradio sends the new characters, not the whole trajectory, on every update.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from startui.studio import Timing
+from startui.trajectory import Segment, Trajectory
+
+IMAGE_DIR = Path(tempfile.gettempdir()) / "startui-images"
+Message = dict[str, Any]
+
+
+def _duration(timing: Timing | None, now: float | None) -> float | None:
+    if timing is None:
+        return None
+    end = timing.finished if timing.finished is not None else now
+    return None if end is None else round(max(0.0, end - timing.started), 1)
+
+
+def think_message(seg: Segment, timing: Timing | None = None, now: float | None = None) -> Message:
+    """A collapsible thinking block with a running timer while it streams."""
+    done = seg.closed
+    meta: dict[str, Any] = {"title": "💭 Thinking" if not done else "💭 Thought",
+                            "status": "done" if done else "pending"}
+    if (d := _duration(timing, now)) is not None:
+        meta["duration"] = d
+    if seg.meta.get("unfinished_code"):
+        meta["title"] = "✂️ Unfinished code (not run)"
+    return {"role": "assistant", "content": seg.text, "metadata": meta}
+
+
+def hint_message(seg: Segment) -> Message:
+    if seg.source == "human":
+        label = "🧑 Hint · from a person"
+    else:
+        trigger = "end of reasoning" if seg.meta.get("round") else "after a conjunction"
+        if seg.meta.get("round"):
+            trigger += f", round {seg.meta['round']}"
+        label = f"💡 Hint · automatic · {seg.meta.get('category', 'hint')} ({trigger})"
+    quoted = "\n".join("> " + line for line in seg.text.strip().splitlines())
+    return {"role": "assistant", "content": f"**{label}**\n\n{quoted}"}
+
+
+def code_message(seg: Segment) -> Message:
+    fence = "```python\n" + seg.text + ("\n```" if seg.closed else "")
+    return {"role": "assistant", "content": fence}
+
+
+def output_messages(seg: Segment) -> list[Message]:
+    """The cell's result: text (errors marked), then each image and plotly figure inline."""
+    error = seg.meta.get("error")
+    head = f"**⚠️ {error}**\n\n" if error else "**▶ Output**\n\n"
+    if seg.meta.get("edited"):
+        head = "**✏️ Output (edited by a person)**\n\n"
+    out = [{"role": "assistant", "content": head + "```text\n" + seg.text + "\n```"}]
+    for png in seg.meta.get("images") or []:
+        out.append({"role": "assistant", "content": {"path": str(save_png(png)),
+                                                      "mime_type": "image/png"}})
+    for fig in seg.meta.get("plotly") or []:
+        out.append({"role": "assistant", "content": plot_component(fig)})
+    return out
+
+
+def answer_message(seg: Segment) -> Message:
+    text = seg.text
+    boxed = seg.meta.get("boxed")
+    if seg.closed and boxed:
+        text += f"\n\n---\n### ✅ Final answer: ${boxed}$"
+    return {"role": "assistant", "content": text}
+
+
+def messages(traj: Trajectory | None, timings: dict[int, Timing] | None = None,
+             now: float | None = None) -> list[Message]:
+    if traj is None:
+        return []
+    timings = timings or {}
+    out: list[Message] = [{"role": "user", "content": traj.problem.question}]
+    for i, seg in enumerate(traj.segments):
+        if seg.kind == "think":
+            out.append(think_message(seg, timings.get(i), now))
+        elif seg.kind == "hint":
+            out.append(hint_message(seg))
+        elif seg.kind == "code":
+            out.append(code_message(seg))
+        elif seg.kind == "output":
+            out.extend(output_messages(seg))
+        elif seg.kind == "answer":
+            out.append(answer_message(seg))
+    return out
+
+
+def status_line(traj: Trajectory | None, running: bool) -> str:
+    if traj is None:
+        return "Type a problem (or pick an example) and press **Run**."
+    state = "⏳ running" if running else {
+        "finished": "✅ finished", "cancelled": "⏹ stopped", "error": "❌ error",
+        "interrupted": "⚠️ interrupted", "running": "⏳ running"}.get(traj.status, traj.status)
+    parts = [f"**{state}**", f"{traj.tokens} tokens", f"{traj.tool_calls} tool calls",
+             f"{traj.hints} hints", f"id `{traj.id[:12]}`"]
+    if parent := traj.settings.get("parent_id"):
+        point = traj.settings.get("branch_point")
+        parts.append(f"branch of `{str(parent)[:12]}` at segment {point}")
+    line = " · ".join(parts)
+    if traj.status == "error" and traj.error:
+        line += f"\n\n❌ {traj.error}"
+    return line
+
+
+def segment_choices(traj: Trajectory | None) -> list[tuple[str, int]]:
+    """(label, index) pairs for the rewind picker."""
+    if traj is None:
+        return []
+    out = []
+    for i, seg in enumerate(traj.segments):
+        preview = " ".join(seg.text.split())[:48]
+        out.append((f"{i} · {seg.kind} · {preview}", i))
+    return out
+
+
+def save_png(b64: str) -> Path:
+    """Kernel images go to files once (content-addressed), so re-renders send the same URL."""
+    IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    path = IMAGE_DIR / (hashlib.sha1(b64.encode()).hexdigest()[:20] + ".png")
+    if not path.exists():
+        path.write_bytes(base64.b64decode(b64))
+    return path
+
+
+def plot_component(fig: dict[str, Any]) -> Any:
+    import gradio as gr
+    import plotly.io as pio
+
+    return gr.Plot(value=pio.from_json(json.dumps(fig)))
