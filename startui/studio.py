@@ -132,8 +132,9 @@ class Studio:
             problem = Problem(question=problem.strip())
         engine = await self.engine(settings)
         traj = await asyncio.to_thread(engine.new_trajectory, problem, ui=asdict(settings))
-        async for t in self._drive(engine, traj):
-            yield t
+        async with contextlib.aclosing(self._drive(engine, traj)) as updates:
+            async for t in updates:
+                yield t
 
     async def resume(self, trajectory: Trajectory, settings: RunSettings,
                      ) -> AsyncIterator[Trajectory]:
@@ -141,8 +142,9 @@ class Studio:
         if trajectory.status == "finished":
             raise ValueError("this trajectory is finished: rewind to a segment to branch from it")
         engine = await self.engine(settings)
-        async for t in self._drive(engine, trajectory):
-            yield t
+        async with contextlib.aclosing(self._drive(engine, trajectory)) as updates:
+            async for t in updates:
+                yield t
 
     def branch(self, trajectory: Trajectory, index: int, text: str | None) -> Trajectory:
         """A new trajectory that shares ``trajectory``'s segments before ``index``; segment
@@ -170,8 +172,9 @@ class Studio:
         """Branch at ``index`` and regenerate from there; the original is kept."""
         branch = self.branch(trajectory, index, text)
         engine = await self.engine(settings)
-        async for t in self._drive(engine, branch):
-            yield t
+        async with contextlib.aclosing(self._drive(engine, branch)) as updates:
+            async for t in updates:
+                yield t
 
     async def _drive(self, engine: Engine, traj: Trajectory) -> AsyncIterator[Trajectory]:
         if self.running:

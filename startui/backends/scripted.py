@@ -3,7 +3,8 @@
 The script is a list of *turns*. Each request (the first prompt, then every resume after a tool
 output or a hint) plays the next turn, token by token, honouring stop strings and max_tokens the
 way a real server does. A turn may be a callable that gets the prompt, so a test can answer what
-the engine actually sent.
+the engine actually sent; ``respond`` is such a callable for every request after the turns, which
+makes a stateless "model" that any number of runs can share.
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ class ScriptedBackend:
     name = "scripted"
 
     def __init__(self, turns: Sequence[Turn] = (), *, model: str = "script", delay: float = 0.0,
-                 fail_after: int | None = None) -> None:
+                 fail_after: int | None = None, respond: Callable[[str], str] | None = None,
+                 ) -> None:
         self.model = model
         self.turns = list(turns)
+        self.respond = respond  # answers every request once the turns are used up
         self.delay = delay
         self.fail_after = fail_after  # raise BackendError after this many tokens (tests "drops")
         self.requests: list[GenerationRequest] = []
@@ -41,7 +44,7 @@ class ScriptedBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         self.requests.append(request)
-        turn = self.turns.pop(0) if self.turns else ""
+        turn = self.turns.pop(0) if self.turns else (self.respond or "")
         text = turn(request.prompt) if callable(turn) else turn
         stops = [] if self.stream_ignores_stop else request.stop
         cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)

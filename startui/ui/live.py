@@ -6,6 +6,7 @@ library errors into messages a person reads (never a traceback).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -108,27 +109,31 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
 
     settings = [backend, model, base_url, temperature, max_tokens, rounds, conj_p, categories,
                 max_tool_calls, timeout, seed]
-    view = [chatbot, status, current, seg_pick]
+    view = [studio_state, chatbot, status, current, seg_pick]
 
     async def stream(studio: Studio, source: AsyncIterator[Trajectory]) -> AsyncIterator[Any]:
         try:
-            async for traj in source:
-                yield _view(studio, traj)
+            async with contextlib.aclosing(source) as updates:
+                async for traj in updates:
+                    yield (studio, *_view(studio, traj))
         except (ValueError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
 
-    async def on_run(studio: Studio, question: str, *values: Any) -> AsyncIterator[Any]:
+    async def on_run(studio: Studio | None, question: str, *values: Any) -> AsyncIterator[Any]:
+        studio = studio or Studio(services)
         async for v in stream(studio, studio.run(question, _settings(*values))):
             yield v
 
-    async def on_continue(studio: Studio, traj_id: str | None, *values: Any,
+    async def on_continue(studio: Studio | None, traj_id: str | None, *values: Any,
                           ) -> AsyncIterator[Any]:
+        studio = studio or Studio(services)
         traj = _load(services, studio, traj_id)
         async for v in stream(studio, studio.resume(traj, _settings(*values))):
             yield v
 
-    async def on_branch(studio: Studio, traj_id: str | None, index: int | None, text: str,
-                        *values: Any) -> AsyncIterator[Any]:
+    async def on_branch(studio: Studio | None, traj_id: str | None, index: int | None,
+                        text: str, *values: Any) -> AsyncIterator[Any]:
+        studio = studio or Studio(services)
         if index is None:
             raise gr.Error("pick a segment to rewind to first")
         traj = _load(services, studio, traj_id)
@@ -136,11 +141,14 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
                                                     _settings(*values))):
             yield v
 
-    def on_stop(studio: Studio) -> None:
-        if not studio.stop():
-            gr.Info("nothing is running")
+    def on_stop(studio: Studio | None) -> str:
+        if studio is None or not studio.stop():
+            return "nothing is running"
+        return "stopping"
 
-    def on_insert(studio: Studio, text: str, pick: str) -> str:
+    def on_insert(studio: Studio | None, text: str, pick: str) -> str:
+        if studio is None:
+            raise gr.Error("nothing is running: a hint goes into a live run")
         if not (text or "").strip() and pick and pick != CUSTOM_HINT:
             category = pick.split(":", 1)[0]
             hint = library.by_category(category)
@@ -154,12 +162,14 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
     def on_refresh() -> Any:
         return gr.update(choices=_recent(services))
 
-    def on_open(studio: Studio, traj_id: str | None) -> tuple[Any, ...]:
+    def on_open(studio: Studio | None, traj_id: str | None) -> tuple[Any, ...]:
+        studio = studio or Studio(services)
         if not traj_id:
             raise gr.Error("pick a saved trajectory first")
-        return _view(studio, _load(services, studio, traj_id))
+        return (studio, *_view(studio, _load(services, studio, traj_id)))
 
-    def on_pick_segment(studio: Studio, traj_id: str | None, index: int | None) -> str:
+    def on_pick_segment(studio: Studio | None, traj_id: str | None, index: int | None) -> str:
+        studio = studio or Studio(services)
         if index is None or not traj_id:
             return ""
         traj = _load(services, studio, traj_id)
@@ -169,22 +179,29 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
         return gr.update(choices=_branches(services, traj_id))
 
     gen = {"concurrency_limit": concurrency, "concurrency_id": "generate"}
-    run_btn.click(on_run, [studio_state, problem, *settings], view, **gen).then(
-        on_refresh, None, runs).then(on_branches, current, branches)
-    problem.submit(on_run, [studio_state, problem, *settings], view, **gen)
-    continue_btn.click(on_continue, [studio_state, current, *settings], view, **gen)
+    run_btn.click(on_run, [studio_state, problem, *settings], view, api_name="run", **gen).then(
+        on_refresh, None, runs, api_name=False).then(on_branches, current, branches,
+                                                     api_name=False)
+    problem.submit(on_run, [studio_state, problem, *settings], view, api_name=False, **gen)
+    continue_btn.click(on_continue, [studio_state, current, *settings], view,
+                       api_name="continue", **gen)
     branch_btn.click(on_branch, [studio_state, current, seg_pick, seg_text, *settings], view,
-                     **gen).then(on_branches, current, branches).then(on_refresh, None, runs)
-    stop_btn.click(on_stop, studio_state, None, concurrency_limit=None, queue=False)
+                     api_name="branch", **gen).then(
+        on_branches, current, branches, api_name=False).then(on_refresh, None, runs,
+                                                             api_name=False)
+    stop_btn.click(on_stop, studio_state, None, api_name="stop", concurrency_limit=None)
     insert_btn.click(on_insert, [studio_state, hint_text, hint_pick], hint_text,
-                     concurrency_limit=None)
+                     api_name="insert_hint", concurrency_limit=None)
     hint_text.submit(on_insert, [studio_state, hint_text, hint_pick], hint_text,
-                     concurrency_limit=None)
-    refresh_btn.click(on_refresh, None, runs)
-    open_btn.click(on_open, [studio_state, runs], view).then(on_branches, current, branches)
-    runs.select(on_open, [studio_state, runs], view).then(on_branches, current, branches)
-    branches.select(on_open, [studio_state, branches], view)
-    seg_pick.change(on_pick_segment, [studio_state, current, seg_pick], seg_text)
+                     api_name=False, concurrency_limit=None)
+    refresh_btn.click(on_refresh, None, runs, api_name="recent")
+    open_btn.click(on_open, [studio_state, runs], view, api_name="open").then(
+        on_branches, current, branches, api_name=False)
+    runs.select(on_open, [studio_state, runs], view, api_name=False).then(
+        on_branches, current, branches, api_name=False)
+    branches.select(on_open, [studio_state, branches], view, api_name=False)
+    seg_pick.change(on_pick_segment, [studio_state, current, seg_pick], seg_text,
+                    api_name=False)
 
 
 def _load(services: Services, studio: Studio, traj_id: str | None) -> Trajectory:
