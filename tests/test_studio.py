@@ -74,7 +74,8 @@ async def test_rewind_makes_a_branch_and_keeps_the_original(services):
         pass
     branch = studio.trajectory
     assert branch.id != original.id
-    assert branch.settings["parent_id"] == original.id and branch.settings["branch_point"] == code_at
+    assert branch.settings["parent_id"] == original.id
+    assert branch.settings["branch_point"] == code_at
     assert branch.segments[code_at].text == "print(2 + 2)"
     assert branch.segments[code_at + 1].text == "4"  # the edited cell ran
     assert branch.segments[:code_at] == original.segments[:code_at]

@@ -44,13 +44,9 @@ def open_store(url: str | None) -> Any:
 def build_app(services: Services | None = None, *, db_url: str | None = None,
               concurrency: int | None = None) -> gr.Blocks:
     services = services or Services(open_store(db_url))
-    examples = []
-    if services.store is not None:
-        examples = services.store.list_problems(kind="math", limit=8)
-    if not examples:
-        from startui.problems import load_sample_problems
+    from startui.problems import load_sample_problems
 
-        examples = [p for p in load_sample_problems() if p.kind == "math"]
+    examples = [p for p in load_sample_problems() if p.kind == "math"]
     if concurrency is None:
         concurrency = int(os.environ.get("STARTUI_CONCURRENCY", "1"))
 
@@ -59,7 +55,7 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Hint-infer", id="live"):
-                build_live_tab(services, studio_state, examples=examples,
+                build_live_tab(demo, services, studio_state, examples=examples,
                                concurrency=concurrency)
         demo.load(lambda: Studio(services), None, studio_state)
     demo.services = services  # type: ignore[attr-defined]

@@ -47,8 +47,8 @@ def _view(studio: Studio, traj: Trajectory | None) -> tuple[Any, ...]:
             gr.update(choices=picks, value=None))
 
 
-def build_live_tab(services: Services, studio_state: gr.State, *, examples: list[Problem],
-                   concurrency: int) -> None:
+def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, *,
+                   examples: list[Problem], concurrency: int) -> None:
     library = services.library
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -80,8 +80,8 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
         with gr.Column(scale=1, min_width=280):
             with gr.Accordion("Settings", open=False):
                 backend = gr.Dropdown(BACKENDS, value="llamacpp", label="Backend")
-                model = gr.Textbox(label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
-                base_url = gr.Textbox(label="Server URL (openai / vllm)")
+                model = gr.Textbox("", label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
+                base_url = gr.Textbox("", label="Server URL (openai / vllm)")
                 temperature = gr.Slider(0, 1.5, value=0.6, step=0.05, label="Temperature")
                 max_tokens = gr.Slider(64, 8192, value=1536, step=64, label="Max tokens")
                 rounds = gr.Slider(0, 4, value=1, step=1, label="End-of-reasoning hint rounds")
@@ -91,7 +91,7 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
                                               label="Hint categories")
                 max_tool_calls = gr.Slider(0, 12, value=6, step=1, label="Max tool calls")
                 timeout = gr.Slider(1, 120, value=30, step=1, label="Kernel timeout (s)")
-                seed = gr.Number(value=None, label="Seed (empty: random)", precision=0)
+                seed = gr.Number(value=-1, label="Seed (-1: random)", precision=0)
             with gr.Accordion("Recent runs", open=True):
                 runs = gr.Dropdown([], label="Saved trajectories", elem_id="runs",
                                    interactive=True)
@@ -141,10 +141,9 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
                                                     _settings(*values))):
             yield v
 
-    def on_stop(studio: Studio | None) -> str:
+    def on_stop(studio: Studio | None) -> None:
         if studio is None or not studio.stop():
-            return "nothing is running"
-        return "stopping"
+            gr.Info("nothing is running")
 
     def on_insert(studio: Studio | None, text: str, pick: str) -> str:
         if studio is None:
@@ -195,6 +194,7 @@ def build_live_tab(services: Services, studio_state: gr.State, *, examples: list
     hint_text.submit(on_insert, [studio_state, hint_text, hint_pick], hint_text,
                      api_name=False, concurrency_limit=None)
     refresh_btn.click(on_refresh, None, runs, api_name="recent")
+    demo.load(on_refresh, None, runs, api_name=False)
     open_btn.click(on_open, [studio_state, runs], view, api_name="open").then(
         on_branches, current, branches, api_name=False)
     runs.select(on_open, [studio_state, runs], view, api_name=False).then(

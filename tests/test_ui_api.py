@@ -1,0 +1,86 @@
+"""The app over its API (gradio_client), launched in-process with the scripted tour model."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.tour import REFLECTION, tour_backend
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from gradio_client import Client
+
+    from startui.studio import Services
+    from startui.ui.app import build_app, launch, open_store
+
+    db = tmp_path_factory.mktemp("api") / "api.sqlite"
+    services = Services(open_store(f"sqlite:///{db}"), pool_size=1,
+                        backend_factory=lambda settings: tour_backend(0.01))
+    demo = build_app(services)
+    _, url, _ = launch(demo, prevent_thread_lock=True, quiet=True)
+    yield Client(url, verbose=False), services
+    demo.close()
+
+
+def texts(chat: list[dict]) -> list[str]:
+    return [" ".join(part.get("text", "") for part in m["content"]) for m in chat]
+
+
+def wait_for(job, predicate, timeout: float = 30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        outs = job.outputs()
+        if outs and predicate(outs[-1]):
+            return outs[-1]
+        if job.done():
+            break
+        time.sleep(0.05)
+    last = job.outputs()[-1][1] if job.outputs() else None
+    raise AssertionError(f"not seen in time; last status: {last}")
+
+
+def test_a_run_streams_to_the_end(app):
+    client, services = app
+    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    outs = job.result() and job.outputs()
+    assert len(outs) > 10  # it streamed: many updates, not one
+    sizes = [len(o[0]) for o in outs]
+    assert sizes == sorted(sizes)  # messages only ever got added
+    chat, status, _ = outs[-1]
+    assert "finished" in status
+    assert texts(chat)[-1].endswith("Final answer: $76127$")
+    assert any(part.get("type") == "file" for m in chat for part in m["content"])  # the plot
+    tid = status.split("id `")[1][:12]
+    assert any(s.id.startswith(tid) for s in services.store.list_trajectories())
+
+
+def test_a_hint_inserted_mid_stream_lands_where_it_was_cut(app):
+    client, _ = app
+    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    wait_for(job, lambda o: "Step 3" in texts(o[0])[-1])
+    client.predict("Count the primes too.", "(type your own)", api_name="/insert_hint")
+    job.result()
+    chat = texts(job.outputs()[-1][0])
+    at = next(i for i, t in enumerate(chat) if "from a person" in t)
+    assert "> Count the primes too." in chat[at]
+    cut = chat[at - 1]
+    assert "Step 3" in cut and ("The kernel says 76127. " + REFLECTION).startswith(cut)
+    assert "Following the hint" in chat[at + 1]  # the model went on from the hint
+
+
+def test_stop_stops(app):
+    client, _ = app
+    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    wait_for(job, lambda o: "Step 2" in texts(o[0])[-1])
+    stopped = time.time()
+    client.predict(api_name="/stop")
+    job.result()
+    assert time.time() - stopped < 5
+    chat, status, _ = job.outputs()[-1]
+    assert "stopped" in status
+    assert "Step 30" not in texts(chat)[-1]
