@@ -93,10 +93,30 @@ def _config(args: argparse.Namespace) -> EngineConfig:
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=os.environ.get("STARTUI_BACKEND", "llamacpp"),
-                   help="llamacpp (embedded default) or scripted (env STARTUI_BACKEND)")
+                   help="llamacpp (embedded default), openai (any OpenAI-compatible server), "
+                        "vllm, transformers, or scripted (env STARTUI_BACKEND)")
     p.add_argument("--model", default=os.environ.get("STARTUI_MODEL"),
                    help="model for the backend: a .gguf path for llamacpp (default: the embedded "
-                        "Qwen2.5-Coder-1.5B-Instruct), a JSON script for scripted")
+                        "Qwen2.5-Coder-1.5B-Instruct), the served model name for openai (default: "
+                        "the server's first), a model directory or hub id for vllm and "
+                        "transformers, a JSON script for scripted")
+    p.add_argument("--base-url", action="append", default=None, metavar="URL",
+                   help="openai/vllm: an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1; "
+                        "repeat it to spread trajectories over several servers (env "
+                        "STARTUI_BASE_URL, comma-separated). vllm without it starts a server")
+    p.add_argument("--api-key", default=None,
+                   help="openai/vllm: bearer key (env STARTUI_API_KEY or OPENAI_API_KEY)")
+    p.add_argument("--tokenizer", default=os.environ.get("STARTUI_TOKENIZER"),
+                   help="a tokenizer directory whose chat template builds the prompt "
+                        "(default: the model's own, when --model is a local directory)")
+    p.add_argument("--chat-template", default=os.environ.get("STARTUI_CHAT_TEMPLATE"),
+                   help="a Jinja chat template file (or the template text) to use instead")
+    p.add_argument("--vllm-command", default=os.environ.get("STARTUI_VLLM_COMMAND"),
+                   help="vllm: the command that starts the server (default 'vllm serve'; "
+                        "MODEL --port P --enable-prefix-caching is appended), or a template "
+                        "with {model} {port} {host} {python}")
+    p.add_argument("--device", default=os.environ.get("STARTUI_DEVICE"),
+                   help="transformers: cpu, cuda, cuda:N or auto (default: auto)")
     p.add_argument("--rounds", type=int, default=1, help="end-of-reasoning hint rounds")
     p.add_argument("--conjunction-p", type=float, default=0.0,
                    help="probability of a hint after 'Wait'/'Alternatively' (paper: random)")
@@ -115,10 +135,24 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=30.0, help="kernel timeout per cell, seconds")
 
 
+def backend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The deployment flags, with their environment fallbacks; ``make_backend`` hands each
+    backend the ones that apply to it."""
+    urls = getattr(args, "base_url", None) or [
+        u for u in os.environ.get("STARTUI_BASE_URL", "").split(",") if u.strip()]
+    key = getattr(args, "api_key", None) or os.environ.get("STARTUI_API_KEY") \
+        or os.environ.get("OPENAI_API_KEY")
+    return {"base_urls": urls, "api_key": key,
+            "chat_template": getattr(args, "chat_template", None),
+            "tokenizer": getattr(args, "tokenizer", None),
+            "vllm_command": getattr(args, "vllm_command", None),
+            "device": getattr(args, "device", None)}
+
+
 async def run_one(args: argparse.Namespace, question: str, subscribers: list[Any]) -> Trajectory:
     from startui.kernels import KernelPool
 
-    backend = make_backend(args.backend, args.model)
+    backend = make_backend(args.backend, args.model, **backend_options(args))
     try:
         async with KernelPool(size=1, timeout=args.timeout) as pool:
             engine = Engine(backend, pool, _policy(args), _config(args))
@@ -167,6 +201,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if traj.status in ("finished", "cancelled") else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from startui.ui.app import build_app, launch
+
+    demo = build_app(db_url=args.db, concurrency=args.concurrency)
+    launch(demo, server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m startui",
                                      description="START Studio: Hint-infer with a real kernel")
@@ -180,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-save", action="store_true", help="do not save to the store")
     run.add_argument("--db", default=None, help="database URL (env STARTUI_DB_URL)")
     run.set_defaults(func=cmd_run)
+    serve = sub.add_parser("serve", help="the web app (same as python app.py)")
+    serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT",
+                                                                      "7860")))
+    serve.add_argument("--db", default=None, help="database URL (env STARTUI_DB_URL)")
+    serve.add_argument("--concurrency", type=int, default=None,
+                       help="runs generating at once (default 1: the CPU model; raise it for "
+                            "vLLM; env STARTUI_CONCURRENCY)")
+    serve.add_argument("--share", action="store_true", help="a public Gradio link")
+    serve.set_defaults(func=cmd_serve)
     try:
         from startui import cli_store
     except ImportError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -15,12 +16,16 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def app(tmp_path_factory):
     from gradio_client import Client
 
-    from startui.studio import Services
+    from startui.studio import Services, _default_factory
     from startui.ui.app import build_app, launch, open_store
 
     db = tmp_path_factory.mktemp("api") / "api.sqlite"
-    services = Services(open_store(f"sqlite:///{db}"), pool_size=1,
-                        backend_factory=lambda settings: tour_backend(0.01))
+    def factory(settings):
+        if settings.backend == "tour":
+            return tour_backend(0.01)
+        return _default_factory(settings)  # the real ones, with their real errors
+
+    services = Services(open_store(f"sqlite:///{db}"), pool_size=1, backend_factory=factory)
     demo = build_app(services)
     _, url, _ = launch(demo, prevent_thread_lock=True, quiet=True)
     yield Client(url, verbose=False), services
@@ -46,7 +51,7 @@ def wait_for(job, predicate, timeout: float = 30.0):
 
 def test_a_run_streams_to_the_end(app):
     client, services = app
-    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    job = client.submit("Sum of primes below 1000?", "tour", api_name="/run")
     outs = job.result() and job.outputs()
     assert len(outs) > 10  # it streamed: many updates, not one
     sizes = [len(o[0]) for o in outs]
@@ -61,7 +66,7 @@ def test_a_run_streams_to_the_end(app):
 
 def test_a_hint_inserted_mid_stream_lands_where_it_was_cut(app):
     client, _ = app
-    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    job = client.submit("Sum of primes below 1000?", "tour", api_name="/run")
     wait_for(job, lambda o: "Step 3" in texts(o[0])[-1])
     client.predict("Count the primes too.", "(type your own)", api_name="/insert_hint")
     job.result()
@@ -75,7 +80,7 @@ def test_a_hint_inserted_mid_stream_lands_where_it_was_cut(app):
 
 def test_stop_stops(app):
     client, _ = app
-    job = client.submit("Sum of primes below 1000?", api_name="/run")
+    job = client.submit("Sum of primes below 1000?", "tour", api_name="/run")
     wait_for(job, lambda o: "Step 2" in texts(o[0])[-1])
     stopped = time.time()
     client.predict(api_name="/stop")
@@ -84,3 +89,36 @@ def test_stop_stops(app):
     chat, status, _ = job.outputs()[-1]
     assert "stopped" in status
     assert "Step 30" not in texts(chat)[-1]
+
+
+def test_visitors_do_not_share_state(app):
+    client, _ = app
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)
+    job = client.submit("Sum of primes below 1000?", "tour", api_name="/run")
+    wait_for(job, lambda o: "Step 2" in texts(o[0])[-1])
+    other.predict(api_name="/stop")  # the other visitor has nothing running ...
+    with pytest.raises(Exception, match="nothing is running"):
+        other.predict("a hint", "(type your own)", api_name="/insert_hint")
+    job.result()
+    assert "finished" in job.outputs()[-1][1]  # ... and could not stop this one
+    mine = job.outputs()[-1][1].split("id `")[1][:12]
+    theirs = other.predict("Sum of primes below 1000?", "tour", api_name="/run")[1]
+    assert "finished" in theirs and mine not in theirs
+
+
+def test_errors_are_messages_and_the_app_keeps_serving(app, tmp_path):
+    client, _ = app
+    with pytest.raises(Exception, match="does not exist"):
+        client.predict("q", "llamacpp", str(tmp_path / "missing.gguf"), api_name="/run")
+    with pytest.raises(Exception, match="is the server running"):
+        client.predict("q", "openai", "", "http://127.0.0.1:9", api_name="/run")
+    script = tmp_path / "crash.json"
+    script.write_text(json.dumps(["```python\nimport os\nos._exit(1)\n```", "Oops."]))
+    chat, status, _ = client.predict("crash", "scripted", str(script), "", 0.6, 1536, 0,
+                                     api_name="/run")
+    assert "finished" in status
+    assert any("KernelDied" in t for t in texts(chat))
+    chat, status, _ = client.predict("Sum?", "tour", api_name="/run")  # still serving
+    assert "finished" in status

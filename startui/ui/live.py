@@ -79,7 +79,8 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 insert_btn = gr.Button("💡 Insert hint", scale=1, elem_id="insert")
         with gr.Column(scale=1, min_width=280):
             with gr.Accordion("Settings", open=False):
-                backend = gr.Dropdown(BACKENDS, value="llamacpp", label="Backend")
+                backend = gr.Dropdown(BACKENDS, value="llamacpp", label="Backend",
+                                      allow_custom_value=True)
                 model = gr.Textbox("", label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
                 base_url = gr.Textbox("", label="Server URL (openai / vllm)")
                 temperature = gr.Slider(0, 1.5, value=0.6, step=0.05, label="Temperature")
