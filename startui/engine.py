@@ -291,7 +291,7 @@ class Session:
         stops = [OUTPUT_OPEN_MARK]
         request = GenerationRequest(
             prompt=traj.text(), stop=stops, max_tokens=max(1, cfg.max_tokens - traj.tokens),
-            temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
+            temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed, key=traj.id)
         finish: str | None = None
         reason: str | None = None
         async with contextlib.aclosing(self.engine.backend.stream(request)) as stream:
@@ -538,7 +538,8 @@ class Session:
             meta.setdefault("duration", time.perf_counter() - started)
             out = Segment("output", result.text.rstrip("\n") or "(no output)", "kernel", meta)
             if result.error in ("Timeout", "KernelDied"):
-                await self._emit(Notice(traj.id, result.text.splitlines()[0] if result.text
+                # the kernel's own line (timeout, death) comes last, after any partial output
+                await self._emit(Notice(traj.id, result.text.splitlines()[-1] if result.text
                                         else result.error, "warning"))
         traj.segments.append(out)
         index = len(traj.segments) - 1
