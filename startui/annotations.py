@@ -93,10 +93,14 @@ def update_segments(s: Session, tid: str, segments: Sequence[Segment], *, expect
     new_version = expected_version + 1
     bumped = s.execute(
         update(TrajectoryRow)
-        .where(TrajectoryRow.id == tid, TrajectoryRow.version == expected_version)
+        .where(TrajectoryRow.id == tid, TrajectoryRow.version == expected_version,
+               TrajectoryRow.status != "running")
         .values(version=new_version, updated_at=utcnow(), **derived(segments))
         .execution_options(synchronize_session=False)).rowcount
     if not bumped:
+        if _row(s, tid).status == "running":  # the engine's next write would undo the edit
+            raise ConflictError(f"trajectory {tid} is still running; stop it or wait for it to "
+                                "finish before editing")
         raise _conflict(s, tid, expected_version)
     has_snapshot = s.scalar(select(RevisionRow.id).where(
         RevisionRow.trajectory_id == tid, RevisionRow.version == expected_version))

@@ -8,13 +8,14 @@ of these in one transaction), and so neither module grows past a screenful of co
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from startui.models import (
@@ -71,14 +72,25 @@ def format_ts(dt: datetime | None) -> str | None:
     return dt.isoformat(timespec="seconds" if dt.microsecond == 0 else "microseconds")
 
 
+def _plain(v: Any, depth: int = 0) -> bool:
+    if v is None or isinstance(v, str | int | float | bool):
+        return True
+    if depth > 20:
+        return False
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain(x, depth + 1) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_plain(x, depth + 1) for x in v)
+    return False
+
+
 def jsonable(value: Any) -> Any:
     """Make ``value`` storable in a JSON column; objects the engine may leave in settings (a
-    policy object, a Path) become their ``str`` rather than failing the whole write."""
-    try:
-        json.dumps(value)
+    policy object, a Path, a tuple) become JSON's nearest equivalent rather than failing the
+    whole write."""
+    if _plain(value):
         return value
-    except (TypeError, ValueError):
-        return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=str))
 
 
 def content_hash(text: str, n: int = 16) -> str:
@@ -141,10 +153,14 @@ def upsert_problems(s: Session, problems: Sequence[Problem]) -> list[tuple[str, 
     """Insert or update by id, else by (source, external_id). Returns (id, action) per problem,
     action being "inserted", "updated" or "unchanged" (which makes re-imports reportable)."""
     idents = [problem_identity(p) for p in problems]
-    by_id = {r.id: r for r in s.scalars(
-        select(ProblemRow).where(ProblemRow.id.in_({i[0] for i in idents})))}
-    by_ext = {(r.source, r.external_id): r for r in s.scalars(
-        select(ProblemRow).where(ProblemRow.source.in_({i[1] for i in idents})))}
+    by_id: dict[str, ProblemRow] = {}
+    by_ext: dict[tuple[str, str], ProblemRow] = {}
+    ids, pairs = sorted({i[0] for i in idents}), sorted({i[1:] for i in idents})
+    for k in range(0, max(len(ids), len(pairs)), 400):  # bounded IN lists
+        for r in s.scalars(select(ProblemRow).where(or_(
+                ProblemRow.id.in_(ids[k:k + 400]),
+                tuple_(ProblemRow.source, ProblemRow.external_id).in_(pairs[k:k + 400])))):
+            by_id[r.id] = by_ext[(r.source, r.external_id)] = r
     out = []
     now = utcnow()
     for p, (pid, source, ext) in zip(problems, idents, strict=True):
@@ -289,7 +305,7 @@ def sync_segments(s: Session, tid: str, segments: Sequence[Segment], *, start: i
             _insert_artifacts(s, tid, row.id, arts, now)
             changed = True
     if fresh:
-        s.execute(insert(SegmentRow), fresh)
+        s.execute(insert(SegmentRow.__table__), fresh)
     if truncate:
         gone = s.execute(delete(SegmentRow).where(SegmentRow.trajectory_id == tid,
                                                   SegmentRow.position >= end))
@@ -393,16 +409,16 @@ def insert_trajectories(s: Session, trajs: Sequence[Trajectory], *, worker: str 
                      "finished_at": None if t.status == "running" else now,
                      "worker": worker if t.status == "running" else None,
                      "version": 1, "review_status": "pending", **derived(t.segments)})
-    s.execute(insert(TrajectoryRow), rows)
+    s.execute(insert(TrajectoryRow.__table__), rows)
     for t in trajs:
-        if any(split_meta(seg.meta)[1] for seg in t.segments):
+        values = [_segment_values(seg) for seg in t.segments]
+        if any(arts for _, arts in values):
             sync_segments(s, t.id, t.segments)
             continue
-        for pos, seg in enumerate(t.segments):
-            values, _ = _segment_values(seg)
-            segs.append({"trajectory_id": t.id, "position": pos, "created_at": now, **values})
+        segs += [{"trajectory_id": t.id, "position": pos, "created_at": now, **v}
+                 for pos, (v, _) in enumerate(values)]
     if segs:
-        s.execute(insert(SegmentRow), segs)
+        s.execute(insert(SegmentRow.__table__), segs)
 
 
 def record_segment(s: Session, tid: str, index: int, seg: Segment) -> None:
@@ -447,8 +463,13 @@ def load_many(s: Session, rows: Sequence[Any]) -> list[Trajectory]:
         select(ProblemRow.__table__).where(ProblemRow.id.in_(pids)))}
     segs = load_segments(s, [r.id for r in rows])
     # Problems are shared between trajectories of a batch: give each its own copy.
-    return [_build(r, Problem.from_dict(problems[r.problem_id].to_dict()), segs[r.id])
-            for r in rows]
+    return [_build(r, _copy_problem(problems[r.problem_id]), segs[r.id]) for r in rows]
+
+
+def _copy_problem(p: Problem) -> Problem:
+    return Problem(question=p.question, answer=p.answer, kind=p.kind,
+                   tests=copy.deepcopy(p.tests) if p.tests else p.tests, id=p.id,
+                   meta=copy.deepcopy(p.meta) if p.meta else {})
 
 
 def load_trajectory(s: Session, tid: str) -> tuple[Trajectory, int]:

@@ -3,7 +3,7 @@
 ``Store(url)`` opens any SQLAlchemy URL — by default a SQLite file (``STARTUI_DB_URL``, else
 ``/data/startui.sqlite`` on Hugging Face Spaces, else ``db/startui.sqlite`` in the repository) —
 upgrades its schema with Alembic and marks trajectories left "running" by a dead process as
-"interrupted". :class:`Recorder` subscribes it to the engine's events.
+"interrupted". :class:`~startui.recorder.Recorder` subscribes it to the engine's events.
 
 Concurrency, datasette style: every write runs on the store's single writer thread (one writer
 path, so SQLite never sees two writers from this process, and ``BEGIN IMMEDIATE`` plus a busy
@@ -13,17 +13,17 @@ under WAL, never wait for the writer.
 
 from __future__ import annotations
 
-import asyncio
-import copy
+import atexit
 import logging
 import os
 import queue
 import socket
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,9 +36,9 @@ from sqlalchemy.pool import StaticPool
 
 from startui import annotations, queries, repository
 from startui.annotations import Review, Revision, Score
-from startui.events import Event, SegmentFinished, TrajectoryFinished, TrajectoryStarted
 from startui.models import TrajectoryRow
 from startui.queries import TrajectorySummary
+from startui.recorder import Recorder
 from startui.repository import ConflictError, NotFoundError, StoreError
 from startui.trajectory import Problem, Segment, Trajectory
 
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MIGRATIONS = REPO_ROOT / "db"
 SPACES_DATA = Path("/data")
 BUSY_TIMEOUT_S = 30
 # A running trajectory whose writer we cannot check (another host) and that has not been written
@@ -140,15 +139,20 @@ class Store:
         self.url = normalize_url(url or default_url())
         self.token = uuid.uuid4().hex[:12]
         self.worker = f"{_HOST}:{os.getpid()}:{self.token}"
+        self._memory_lock: threading.RLock | None = None
         self._engine, self._reader = self._connect()
         self._writer = _Writer(f"startui-store-writer-{self.token}")
         self._closed = False
         _LIVE.add(self.token)
+        # Queued writes (a Recorder's segments) must land even if nobody calls close().
+        atexit.register(_close_at_exit, weakref.ref(self))
+        self._opened = False
         try:
             if upgrade:
                 self._writer.call(self._upgrade)
             if recover:
                 self.mark_interrupted()
+            self._opened = True
         except BaseException:
             self.close()
             raise
@@ -169,16 +173,23 @@ class Store:
         shown = describe_url(self.url)
         try:
             if url.get_backend_name() != "sqlite":
-                engine = create_engine(url, pool_pre_ping=True)
+                args = {"connect_args": {"connect_timeout": 10}} if (
+                    url.get_backend_name() == "postgresql") else {}
+                engine = create_engine(url, pool_pre_ping=True, **args)
                 self._check(engine, shown)
                 return engine, engine
             memory = url.database in (None, "", ":memory:")
             if not memory:
-                Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(url.database).expanduser().parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"cannot create the folder for {shown}: {e}") from e
             args: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S,
                                                      "check_same_thread": False}}
             if memory:  # one shared connection, or every connection is a different database
                 args["poolclass"] = StaticPool
+                self._memory_lock = threading.RLock()  # ... so reads and writes take turns
             writer = create_engine(url, **args)
             _sqlite_setup(writer, immediate=True)
             self._check(writer, shown)
@@ -215,7 +226,8 @@ class Store:
             return
         self._closed = True
         try:
-            self._writer.call(self._interrupt_own)
+            if self._opened:
+                self._writer.call(self._interrupt_own)
         except Exception:  # noqa: BLE001 - closing must not fail on a broken database
             log.exception("could not mark running trajectories interrupted on close")
         _LIVE.discard(self.token)
@@ -237,6 +249,8 @@ class Store:
     def write(self, fn: Callable[[Session], R]) -> R:
         """Run ``fn(session)`` in one write transaction on the writer thread; commit or roll
         back as a whole. The building block for composed writes (a batch job, the review UI)."""
+        if self._closed:
+            raise StoreError("the store is closed")
         return self._writer.call(lambda: self._tx(fn))
 
     def submit(self, fn: Callable[[Session], R]) -> Future[R]:
@@ -246,14 +260,17 @@ class Store:
         return self._writer.submit(lambda: self._tx(fn))
 
     def _tx(self, fn: Callable[[Session], R]) -> R:
-        with Session(self._engine, expire_on_commit=False) as s, s.begin():
+        with self._turn(), Session(self._engine, expire_on_commit=False) as s, s.begin():
             return fn(s)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read transaction (one consistent snapshot) on the caller's thread."""
-        with Session(self._reader) as s, s.begin():
+        with self._turn(), Session(self._reader) as s, s.begin():
             yield s
+
+    def _turn(self) -> Any:
+        return self._memory_lock or nullcontext()
 
     # --- problems ----------------------------------------------------------------------------
 
@@ -411,7 +428,8 @@ class Store:
         for tid, worker, updated in s.execute(select(
                 TrajectoryRow.id, TrajectoryRow.worker, TrajectoryRow.updated_at)
                 .where(TrajectoryRow.status == "running")):
-            host, pid, token = (worker or "::").rsplit(":", 2)
+            parts = (worker or "").rsplit(":", 2)
+            host, pid, token = parts if len(parts) == 3 else ("", "", "")
             if updated is not None and now - updated > stale_after:
                 dead.append(tid)
             elif host == _HOST and pid.isdigit():
@@ -442,6 +460,12 @@ class Store:
         return self._tx(run)
 
 
+def _close_at_exit(ref: weakref.ref[Store]) -> None:
+    store = ref()
+    if store is not None:
+        store.close()
+
+
 def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
     """Pragmas on every connection, and transactions we begin ourselves: the writer takes the
     write lock up front (``BEGIN IMMEDIATE``) so it waits for another process's writer instead
@@ -463,71 +487,3 @@ def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-class Recorder:
-    """Persists the engine's events: subscribe it (``engine.subscribe(recorder)`` or call
-    ``recorder.handle(event)``).
-
-    TrajectoryStarted writes the trajectory row (and, on a resume or rewind, syncs its segments);
-    SegmentFinished upserts that position; TrajectoryFinished makes the stored trajectory equal the
-    final one. TextDelta is never written: a crash loses only the segment in flight.
-
-    ``await recorder(event)`` queues the write on the store's writer thread and returns at once,
-    except for TrajectoryFinished, which it awaits so that "the run returned" means "it is saved".
-    Write errors are logged and kept in ``errors``; :meth:`flush` waits and re-raises the first.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.errors: list[BaseException] = []
-        self._pending: set[Future[Any]] = set()
-        self._lock = threading.Lock()
-
-    def submit(self, event: Event) -> Future[Any] | None:
-        """Queue the write for ``event`` (copied now: the engine may mutate its objects)."""
-        store = self.store
-        if isinstance(event, TrajectoryStarted | TrajectoryFinished):
-            traj = copy.deepcopy(event.trajectory)
-            fut = store.submit(lambda s: repository.save_trajectory(s, traj,
-                                                                    worker=store.worker))
-        elif isinstance(event, SegmentFinished):
-            tid, index, seg = event.trajectory_id, event.index, copy.deepcopy(event.segment)
-            fut = store.submit(lambda s: repository.record_segment(s, tid, index, seg))
-        else:
-            return None
-        with self._lock:
-            self._pending.add(fut)
-        fut.add_done_callback(self._done)
-        return fut
-
-    def _done(self, fut: Future[Any]) -> None:
-        with self._lock:
-            self._pending.discard(fut)
-        if (e := fut.exception()) is not None:
-            self.errors.append(e)
-            log.error("could not save an engine event: %s", e)
-
-    def handle(self, event: Event) -> None:
-        """Write ``event`` now (blocking), raising if the write fails."""
-        fut = self.submit(event)
-        if fut is not None:
-            fut.result()
-
-    async def __call__(self, event: Event) -> None:
-        fut = self.submit(event)
-        if fut is not None and isinstance(event, TrajectoryFinished):
-            await asyncio.wrap_future(fut)
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait for every queued write; raise the first error any of them had."""
-        with self._lock:
-            pending = list(self._pending)
-        for fut in pending:
-            try:
-                fut.result(timeout=timeout)
-            except Exception:  # noqa: BLE001 - collected in self.errors by _done
-                pass
-        if self.errors:
-            raise StoreError(f"{len(self.errors)} engine events could not be saved; first: "
-                             f"{self.errors[0]}") from self.errors[0]

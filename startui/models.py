@@ -1,0 +1,277 @@
+"""SQLAlchemy 2.x models of the trajectory store.
+
+The tables follow the data flow in DESIGN.md: problems → runs (the settings a batch used) →
+trajectories → segments (+ artifacts) → scores, reviews and revisions. Everything the review and
+Hint-RFT issues need is designed here so that they add code, not migrations.
+
+Choices worth knowing:
+
+* ``segments`` hold a trajectory's text in order, one row per :class:`~startui.trajectory.Segment`,
+  unique by ``(trajectory_id, position)`` so the engine's "segment finished" is an upsert.
+* Images and plotly figures from the kernel live in ``artifacts``, not in the segment's ``meta``,
+  so listing and exporting text never drags megabytes of base64 along.
+* ``trajectories.version`` is bumped by every committed change of a trajectory's content; writers
+  that edit (the review UI) compare it and fail loudly on conflict.
+* ``trajectories.review_status`` duplicates the latest review decision so the review queue is one
+  indexed range scan (see ``ix_trajectories_queue``); ``reviews`` keeps the full history.
+* ``worker`` records which process is writing a running trajectory, so a second process opening the
+  same database does not mark live trajectories as interrupted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names: Alembic migrations (and SQLite batch mode) need them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REVIEW_STATES = ("pending", "accepted", "rejected")
+DECISIONS = ("accepted", "rejected")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    SQLite has no timezone type; without this a value written as UTC comes back naive and
+    comparisons with aware datetimes raise.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact); JSON text elsewhere.
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ProblemRow(Base):
+    """A problem to solve. ``id`` is the key the whole app uses; ``(source, external_id)`` is the
+    identity in the file it was imported from, which makes re-imports idempotent."""
+
+    __tablename__ = "problems"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16), default="math")
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    tests: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index(None, "kind"),
+    )
+
+
+class RunRow(Base):
+    """The settings a group of trajectories was made with (backend, model, sampling, hints).
+
+    A batch names its run (``settings["run_id"]``); otherwise trajectories with identical settings
+    share a run whose id is a hash of those settings.
+    """
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    backend: Mapped[str | None] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(500))
+    sampling: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    hint_policy: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "name"),)
+
+
+class TrajectoryRow(Base):
+    """One attempt at a problem. ``settings`` is kept verbatim (the run row is the normalized,
+    queryable copy); counters are denormalized so lists and stats never scan segments."""
+
+    __tablename__ = "trajectories"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="SET NULL"))
+    branch_point: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    prompt: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    answer: Mapped[str | None] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    tool_calls: Mapped[int] = mapped_column(Integer, default=0)
+    hints: Mapped[int] = mapped_column(Integer, default=0)
+    n_segments: Mapped[int] = mapped_column(Integer, default=0)
+    review_status: Mapped[str] = mapped_column(String(16), default="pending")
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        # The review queue: finished + pending, oldest first (optionally within one run).
+        Index("ix_trajectories_queue", "status", "review_status", "created_at", "id"),
+        Index("ix_trajectories_run_queue", "run_id", "status", "review_status", "created_at"),
+        # "Recent runs" and the problem page.
+        Index(None, "created_at"),
+        Index(None, "problem_id", "status"),
+        Index(None, "parent_id"),
+    )
+
+
+class SegmentRow(Base):
+    """One segment of a trajectory; ``meta`` minus images/plotly (those are artifacts)."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    closed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("trajectory_id", "position"),)
+
+
+class ArtifactRow(Base):
+    """An image (base64 PNG, kept as given) or a plotly figure (JSON text) a segment produced.
+
+    ``key`` is the segment meta key it came from ("images" or "plotly") and ``ordinal`` its index
+    in that list, so loading puts ``segment.meta[key]`` back exactly.
+    """
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(32))
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    mime: Mapped[str] = mapped_column(String(100))
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "segment_id"), Index(None, "trajectory_id"))
+
+
+class ScoreRow(Base):
+    """An automatic score (final-answer match, code tests) by a named scorer. Several scorers,
+    and re-scoring, add rows; the latest per scorer is current."""
+
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    scorer: Mapped[str] = mapped_column(String(100))
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    value: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    trajectory_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "trajectory_id", "scorer", "created_at"),)
+
+
+class ReviewRow(Base):
+    """A person's judgement of a trajectory. ``decision`` None is a comment or score only; the
+    latest decision is mirrored into ``trajectories.review_status``."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[float | None] = mapped_column(Float)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    trajectory_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index(None, "trajectory_id", "created_at"),
+        Index(None, "reviewer", "created_at"),
+    )
+
+
+class RevisionRow(Base):
+    """A full snapshot of a trajectory's segments at ``version``, by ``editor`` (None for the
+    original model output, snapshotted before the first edit). Exports cite the revision they
+    used; a reviewer can diff any two."""
+
+    __tablename__ = "revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    editor: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("trajectory_id", "version"),)
