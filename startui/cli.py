@@ -179,23 +179,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         subscribers.append(lambda e: print(json.dumps(e.to_dict()), flush=True))
     else:
         subscribers.append(TerminalPrinter(color=None if not args.no_color else False))
-    recorder = None
+    store = None
     if not args.no_save:
         try:
             from startui.store import Recorder, Store
 
-            recorder = Recorder(Store(args.db))
-            subscribers.append(recorder)
+            store = Store(args.db)
+            subscribers.append(Recorder(store))
         except Exception as e:  # noqa: BLE001 - saving is a convenience; say so and go on
-            print(f"warning: not saving this run ({type(e).__name__}: {e})", file=sys.stderr)
+            print(f"warning: not saving this run ({e})", file=sys.stderr)
     try:
         traj = asyncio.run(run_one(args, args.question, subscribers))
     except BackendError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:
-        if recorder is not None and hasattr(recorder, "close"):
-            recorder.close()
+        if store is not None:
+            store.close()  # waits for queued writes
     if args.json:
         print(json.dumps(traj.to_dict()), flush=True)
     return 0 if traj.status in ("finished", "cancelled") else 1

@@ -63,3 +63,16 @@ def test_bad_input_is_a_clear_error(tmp_path):
     proc = run_cli("run", "q", "--conjunction-p", "2", "--backend", "scripted", "--no-save",
                    cwd=tmp_path)
     assert proc.returncode == 2 and "probability" in proc.stderr
+
+
+def test_run_saves_to_the_store_unless_told_not_to(tmp_path):
+    script = write_script(tmp_path, [f"```python\n{PRIMES}\n```", "\\boxed{129}"])
+    common = ("--backend", "scripted", "--model", script, "--rounds", "0", "--json")
+    run_cli("run", "primes?", *common, "--no-save", cwd=tmp_path)
+    stats = json.loads(run_cli("stats", "--json", cwd=tmp_path).stdout)
+    assert stats["trajectories"] == 0
+    script = write_script(tmp_path, [f"```python\n{PRIMES}\n```", "\\boxed{129}"])
+    final = json.loads(run_cli("run", "primes?", *common, cwd=tmp_path).stdout.splitlines()[-1])
+    stats = json.loads(run_cli("stats", "--json", cwd=tmp_path).stdout)
+    assert stats["trajectories"] == 1 and stats["segments"] == len(final["segments"])
+    assert stats["by_status"]["finished"] == 1
