@@ -61,7 +61,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
             with gr.Row():
                 run_btn = gr.Button("▶ Run", variant="primary", elem_id="run")
                 stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop")
-                continue_btn = gr.Button("⏵ Continue", elem_id="continue")
+                continue_btn = gr.Button("⏩ Continue", elem_id="continue")
             status = gr.Markdown(render.status_line(None, False), elem_id="status")
             chatbot = gr.Chatbot(label="Reasoning", height=620, elem_id="trajectory",
                                  latex_delimiters=[{"left": "$", "right": "$", "display": False},
