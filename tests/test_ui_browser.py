@@ -121,3 +121,24 @@ def test_stop_then_rewind_into_a_branch(page):
         page.keyboard.press("Escape")
         page.wait_for_timeout(250)
     assert options.count() >= 2 and any("⑂" in t for t in options.all_inner_texts())
+
+
+def test_reload_loses_nothing_and_a_closed_page_stops_its_run(browser, url, page):
+    page.locator("#problem textarea").fill("Reload me: sum of primes below 1000?")
+    page.locator("#run").click()
+    chat(page).get_by_text("Step 1:").first.wait_for()
+    page.reload()  # the old page is gone mid-run ...
+    page.wait_for_selector("#run")
+    for _ in range(60):  # ... its run stops and stays saved, and the list shows it
+        page.locator("#runs input").click()
+        option = page.get_by_role("option", name="Reload me", exact=False)
+        if option.count() and "running" not in option.first.inner_text():
+            break
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+        page.reload()
+        page.wait_for_selector("#run")
+    assert option.first.inner_text().startswith("cancelled")
+    option.first.click()
+    chat(page).get_by_text("Reload me").wait_for()  # reopened from the store
+    chat(page).locator("code", has_text="import matplotlib").first.wait_for()
