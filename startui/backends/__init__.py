@@ -36,7 +36,39 @@ def _scripted(model: str | None = None, **kw: Any) -> Backend:
     return ScriptedBackend(turns, model=model or "script", **kw)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"llamacpp": _llamacpp, "scripted": _scripted}
+def _openai(model: str | None = None, **kw: Any) -> Backend:
+    from startui.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(model, **kw)
+
+
+def _vllm(model: str | None = None, *, vllm_command: str | None = None, **kw: Any) -> Backend:
+    from startui.backends.vllm import VLLMBackend
+
+    return VLLMBackend(model, command=vllm_command, **kw)
+
+
+def _transformers(model: str | None = None, **kw: Any) -> Backend:
+    from startui.backends.hf import TransformersBackend
+
+    return TransformersBackend(model or "", **kw)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {
+    "llamacpp": _llamacpp, "scripted": _scripted, "openai": _openai, "vllm": _vllm,
+    "transformers": _transformers}
+
+# Deployment options (CLI flags and their environment variables) and the backends they apply
+# to; the others ignore them, so e.g. an OPENAI_API_KEY in the environment harms no one.
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "base_urls": ("openai", "vllm"),
+    "base_url": ("openai", "vllm"),
+    "api_key": ("openai", "vllm"),
+    "chat_template": ("openai", "vllm", "transformers"),
+    "tokenizer": ("openai", "vllm", "transformers"),
+    "vllm_command": ("vllm",),
+    "device": ("transformers",),
+}
 
 
 def make_backend(name: str, model: str | None = None, **kw: Any) -> Backend:
@@ -45,4 +77,9 @@ def make_backend(name: str, model: str | None = None, **kw: Any) -> Backend:
     except KeyError:
         known = ", ".join(BACKENDS)
         raise BackendError(f"unknown backend {name!r}; choose one of {known}") from None
+    kw = {k: v for k, v in kw.items()
+          if k not in OPTIONS or (name in OPTIONS[k] and v not in (None, "", [], ()))}
+    if "base_url" in kw:  # one URL, as the Studio passes it
+        urls = kw.get("base_urls") or []
+        kw["base_urls"] = ([urls] if isinstance(urls, str) else list(urls)) + [kw.pop("base_url")]
     return factory(model, **kw)

@@ -25,6 +25,9 @@ class GenerationRequest:
     temperature: float = 0.6
     top_p: float = 0.95
     seed: int | None = None
+    # Which trajectory asks (the engine passes its id): a backend with several servers keeps one
+    # key on one server so its prefix stays cached there. None: no preference.
+    key: str | None = None
 
 
 @dataclass
