@@ -5,4 +5,4 @@ from startui.ui.app import build_app, launch
 demo = build_app()
 
 if __name__ == "__main__":
-    launch(demo)
+    launch(demo, warm=True)

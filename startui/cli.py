@@ -205,7 +205,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from startui.ui.app import build_app, launch
 
     demo = build_app(db_url=args.db, concurrency=args.concurrency)
-    launch(demo, server_name=args.host, server_port=args.port, share=args.share)
+    launch(demo, warm=True, server_name=args.host, server_port=args.port, share=args.share)
     return 0
 
 
@@ -238,6 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         cli_store.register(sub)
+    from startui import cli_rft
+
+    cli_rft.register(sub)
     return parser
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -20,6 +22,8 @@ from startui.engine import Engine, EngineConfig, Session
 from startui.events import Notice, SegmentFinished, SegmentStarted, TextDelta, TrajectoryFinished
 from startui.hints import HintLibrary, HintPolicy
 from startui.trajectory import Problem, Segment, Trajectory
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,6 +86,22 @@ class Services:
         if key not in self._backends:
             self._backends[key] = self.backend_factory(settings)
         return self._backends[key]
+
+    def warm(self, settings: RunSettings | None = None) -> threading.Thread:
+        """Load the default model in the background, so the first visitor does not wait for it
+        (the embedded model is assembled, verified and loaded: a few seconds)."""
+        backend = self.backend(settings or RunSettings())
+
+        def load() -> None:
+            try:
+                if hasattr(backend, "load"):
+                    backend.load()
+            except Exception as e:  # noqa: BLE001 - the first run will show the error
+                log.warning("could not preload %s: %s", backend.name, e)
+
+        thread = threading.Thread(target=load, name="startui-warm", daemon=True)
+        thread.start()
+        return thread
 
     async def close(self) -> None:
         for backend in self._backends.values():

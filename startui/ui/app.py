@@ -62,8 +62,11 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
     return demo
 
 
-def launch(demo: gr.Blocks, **kw: Any) -> Any:
-    """Launch with the theme and CSS (Gradio 6 takes them at launch) and the image folder."""
+def launch(demo: gr.Blocks, *, warm: bool = False, **kw: Any) -> Any:
+    """Launch with the theme and CSS (Gradio 6 takes them at launch) and the image folder;
+    ``warm`` preloads the default model while the server starts."""
     render.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    if warm:
+        demo.services.warm()  # type: ignore[attr-defined]
     return demo.queue(default_concurrency_limit=None).launch(
         css=CSS, allowed_paths=[str(render.IMAGE_DIR)], theme=gr.themes.Soft(), **kw)
