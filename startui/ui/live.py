@@ -19,6 +19,11 @@ from startui.ui import render
 
 BACKENDS = ["llamacpp", "openai", "vllm", "transformers", "scripted"]
 CUSTOM_HINT = "(type your own)"
+# Models write LaTeX in all of these; KaTeX renders it in the page as it streams.
+LATEX = [{"left": "$$", "right": "$$", "display": True},
+         {"left": "\\[", "right": "\\]", "display": True},
+         {"left": "$", "right": "$", "display": False},
+         {"left": "\\(", "right": "\\)", "display": False}]
 
 
 def _settings(*values: Any) -> RunSettings:
@@ -63,10 +68,8 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop")
                 continue_btn = gr.Button("⏩ Continue", elem_id="continue")
             status = gr.Markdown(render.status_line(None, False), elem_id="status")
-            chatbot = gr.Chatbot(label="Reasoning", height=620, elem_id="trajectory",
-                                 latex_delimiters=[{"left": "$", "right": "$", "display": False},
-                                                   {"left": "$$", "right": "$$",
-                                                    "display": True}],
+            chatbot = gr.Chatbot(label="Reasoning", height=640, elem_id="trajectory",
+                                 layout="panel", latex_delimiters=LATEX,
                                  buttons=["copy_all"], feedback_options=None)
             with gr.Row(equal_height=True):
                 hint_text = gr.Textbox(label="Your hint (goes in at the next token)", scale=4,
