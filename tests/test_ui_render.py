@@ -25,10 +25,10 @@ def traj(*segments: Segment) -> Trajectory:
 
 def test_thinking_is_a_collapsible_block_with_a_running_timer():
     live = Segment("think", "Let me see", closed=False)
-    msgs = render.messages(traj(live), {0: Timing(started=10.0)}, now=12.5)
+    msgs = render.messages(traj(live), {0: Timing(started=10.0)}, now=12.7)
     assert msgs[0] == {"role": "user", "content": "What is 6*7?"}
     meta = msgs[1]["metadata"]
-    assert meta["status"] == "pending" and meta["duration"] == 2.5
+    assert meta["status"] == "pending" and meta["duration"] == 2.0  # whole seconds while live
     assert "Thinking" in meta["title"]
     done = Segment("think", "Let me see.")
     meta = render.messages(traj(done), {0: Timing(10.0, 14.0)}, now=99)[1]["metadata"]

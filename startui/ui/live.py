@@ -37,19 +37,18 @@ def _settings(*values: Any) -> RunSettings:
                        seed=None if seed in (None, "", -1) else int(seed))
 
 
-def _view(studio: Studio, traj: Trajectory | None) -> tuple[Any, ...]:
-    """chatbot, status, current trajectory id, rewind picker, branches."""
+def _view(studio: Studio, traj: Trajectory | None, *, picks: bool = True) -> tuple[Any, ...]:
+    """chatbot, status, current trajectory id, rewind picker (``picks``: rebuilt, else kept)."""
     running = studio.running and traj is studio.trajectory
     notes = [n.message for n in studio.notices if traj is studio.trajectory
              and n.level in ("warning", "error")]
     status = render.status_line(traj, running)
     if notes:
         status += "\n\n" + "\n".join(f"⚠️ {m}" for m in dict.fromkeys(notes))
-    picks = render.segment_choices(traj)
     return (render.messages(traj, studio.timings if traj is studio.trajectory else None,
                             time.monotonic()),
             status, traj.id if traj else None,
-            gr.update(choices=picks, value=None))
+            gr.update(choices=render.segment_choices(traj), value=None) if picks else gr.skip())
 
 
 def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, *,
@@ -115,35 +114,54 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 max_tool_calls, timeout, seed]
     view = [studio_state, chatbot, status, current, seg_pick]
 
-    async def stream(studio: Studio, source: AsyncIterator[Trajectory]) -> AsyncIterator[Any]:
+    async def stream(studio: Studio, source: AsyncIterator[Trajectory], *, page: bool = False,
+                     ) -> AsyncIterator[Any]:
+        """Updates of a live run. Only what changed travels: the rewind picker once, when the
+        run ended; for the page (``page``), a last update of skips, because Gradio's closing
+        message would otherwise resend every output whole (API callers need that value)."""
+        picked = False
         try:
             async with contextlib.aclosing(source) as updates:
                 async for traj in updates:
-                    yield (studio, *_view(studio, traj))
+                    done = traj.status != "running"  # the picker is for a run that ended
+                    yield (studio, *_view(studio, traj, picks=done and not picked))
+                    picked = picked or done
         except (ValueError, RuntimeError) as e:
             raise gr.Error(str(e)) from None
+        if page:
+            yield (studio, gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
-    async def on_run(studio: Studio | None, question: str, *values: Any) -> AsyncIterator[Any]:
-        studio = studio or Studio(services)
-        async for v in stream(studio, studio.run(question, _settings(*values))):
-            yield v
+    def runner(page: bool) -> Any:
+        async def on_run(studio: Studio | None, question: str, *values: Any,
+                         ) -> AsyncIterator[Any]:
+            studio = studio or Studio(services)
+            async for v in stream(studio, studio.run(question, _settings(*values)), page=page):
+                yield v
 
-    async def on_continue(studio: Studio | None, traj_id: str | None, *values: Any,
-                          ) -> AsyncIterator[Any]:
-        studio = studio or Studio(services)
-        traj = _load(services, studio, traj_id)
-        async for v in stream(studio, studio.resume(traj, _settings(*values))):
-            yield v
+        return on_run
 
-    async def on_branch(studio: Studio | None, traj_id: str | None, index: int | None,
-                        text: str, *values: Any) -> AsyncIterator[Any]:
-        studio = studio or Studio(services)
-        if index is None:
-            raise gr.Error("pick a segment to rewind to first")
-        traj = _load(services, studio, traj_id)
-        async for v in stream(studio, studio.rewind(traj, int(index), text,
-                                                    _settings(*values))):
-            yield v
+    def continuer(page: bool) -> Any:
+        async def on_continue(studio: Studio | None, traj_id: str | None, *values: Any,
+                              ) -> AsyncIterator[Any]:
+            studio = studio or Studio(services)
+            traj = _load(services, studio, traj_id)
+            async for v in stream(studio, studio.resume(traj, _settings(*values)), page=page):
+                yield v
+
+        return on_continue
+
+    def brancher(page: bool) -> Any:
+        async def on_branch(studio: Studio | None, traj_id: str | None, index: int | None,
+                            text: str, *values: Any) -> AsyncIterator[Any]:
+            studio = studio or Studio(services)
+            if index is None:
+                raise gr.Error("pick a segment to rewind to first")
+            traj = _load(services, studio, traj_id)
+            rewind = studio.rewind(traj, int(index), text, _settings(*values))
+            async for v in stream(studio, rewind, page=page):
+                yield v
+
+        return on_branch
 
     def on_stop(studio: Studio | None) -> None:
         if studio is None or not studio.stop():
@@ -182,16 +200,22 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
         return gr.update(choices=_branches(services, traj_id))
 
     gen = {"concurrency_limit": concurrency, "concurrency_id": "generate"}
-    run_btn.click(on_run, [studio_state, problem, *settings], view, api_name="run", **gen).then(
+    run_inputs = [studio_state, problem, *settings]
+    continue_inputs = [studio_state, current, *settings]
+    branch_inputs = [studio_state, current, seg_pick, seg_text, *settings]
+    run_btn.click(runner(True), run_inputs, view, api_name=False, **gen).then(
         on_refresh, None, runs, api_name=False).then(on_branches, current, branches,
                                                      api_name=False)
-    problem.submit(on_run, [studio_state, problem, *settings], view, api_name=False, **gen)
-    continue_btn.click(on_continue, [studio_state, current, *settings], view,
-                       api_name="continue", **gen)
-    branch_btn.click(on_branch, [studio_state, current, seg_pick, seg_text, *settings], view,
-                     api_name="branch", **gen).then(
+    problem.submit(runner(True), run_inputs, view, api_name=False, **gen)
+    continue_btn.click(continuer(True), continue_inputs, view, api_name=False, **gen)
+    branch_btn.click(brancher(True), branch_inputs, view, api_name=False, **gen).then(
         on_branches, current, branches, api_name=False).then(on_refresh, None, runs,
                                                              api_name=False)
+    # The same three for API callers, whose result is the final value (no closing skips).
+    api = gr.Button(visible=False)
+    api.click(runner(False), run_inputs, view, api_name="run", **gen)
+    api.click(continuer(False), continue_inputs, view, api_name="continue", **gen)
+    api.click(brancher(False), branch_inputs, view, api_name="branch", **gen)
     stop_btn.click(on_stop, studio_state, None, api_name="stop", concurrency_limit=None)
     insert_btn.click(on_insert, [studio_state, hint_text, hint_pick], hint_text,
                      api_name="insert_hint", concurrency_limit=None)

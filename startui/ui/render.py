@@ -21,10 +21,13 @@ Message = dict[str, Any]
 
 
 def _duration(timing: Timing | None, now: float | None) -> float | None:
+    """Whole seconds while the block is open (so a streamed update does not resend a timer that
+    changed by 0.05 s), tenths once it is done."""
     if timing is None:
         return None
-    end = timing.finished if timing.finished is not None else now
-    return None if end is None else round(max(0.0, end - timing.started), 1)
+    if timing.finished is not None:
+        return round(max(0.0, timing.finished - timing.started), 1)
+    return None if now is None else float(int(max(0.0, now - timing.started)))
 
 
 def think_message(seg: Segment, timing: Timing | None = None, now: float | None = None) -> Message:
@@ -105,8 +108,9 @@ def status_line(traj: Trajectory | None, running: bool) -> str:
     state = "⏳ running" if running else {
         "finished": "✅ finished", "cancelled": "⏹ stopped", "error": "❌ error",
         "interrupted": "⚠️ interrupted", "running": "⏳ running"}.get(traj.status, traj.status)
-    parts = [f"**{state}**", f"{traj.tokens} tokens", f"{traj.tool_calls} tool calls",
-             f"{traj.hints} hints", f"id `{traj.id[:12]}`"]
+    # the token count only once the run is over: live, it would resend the line every update
+    parts = [f"**{state}**"] + ([] if running else [f"{traj.tokens} tokens"]) + [
+        f"{traj.tool_calls} tool calls", f"{traj.hints} hints", f"id `{traj.id[:12]}`"]
     if parent := traj.settings.get("parent_id"):
         point = traj.settings.get("branch_point")
         parts.append(f"branch of `{str(parent)[:12]}` at segment {point}")
