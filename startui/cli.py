@@ -232,14 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "vLLM; env STARTUI_CONCURRENCY)")
     serve.add_argument("--share", action="store_true", help="a public Gradio link")
     serve.set_defaults(func=cmd_serve)
-    try:
-        from startui import cli_store
-    except ImportError:
-        pass
-    else:
-        cli_store.register(sub)
-    from startui import cli_rft
+    from startui import cli_rft, cli_store  # the store's and Hint-RFT's subcommands
 
+    cli_store.register(sub)
     cli_rft.register(sub)
     return parser
 

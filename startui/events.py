@@ -6,14 +6,29 @@ knows none of them. Every event serializes to one JSON object with a ``type`` ke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from startui.trajectory import Segment, Trajectory
 
 
+class _Serial:
+    """One JSON object per event: its type, its trajectory, then its fields (a segment or a
+    trajectory as their own dicts)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type,  # type: ignore[attr-defined]
+                               "trajectory_id": self.trajectory_id}  # type: ignore[attr-defined]
+        for f in fields(self):  # type: ignore[arg-type]
+            if f.name not in out:
+                value = getattr(self, f.name)
+                out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+
+
 @dataclass(frozen=True)
-class SegmentStarted:
+class SegmentStarted(_Serial):
     """A new segment opens at ``index``; its text may still be empty."""
 
     trajectory_id: str
@@ -21,13 +36,10 @@ class SegmentStarted:
     segment: Segment
     type: str = "segment_started"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory_id, "index": self.index,
-                "segment": self.segment.to_dict()}
 
 
 @dataclass(frozen=True)
-class TextDelta:
+class TextDelta(_Serial):
     """Text appended to the open segment at ``index`` (append-only)."""
 
     trajectory_id: str
@@ -35,13 +47,10 @@ class TextDelta:
     text: str
     type: str = "text_delta"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory_id, "index": self.index,
-                "text": self.text}
 
 
 @dataclass(frozen=True)
-class SegmentFinished:
+class SegmentFinished(_Serial):
     """The segment at ``index`` is complete; ``segment`` is its final form (persist it now)."""
 
     trajectory_id: str
@@ -49,13 +58,10 @@ class SegmentFinished:
     segment: Segment
     type: str = "segment_finished"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory_id, "index": self.index,
-                "segment": self.segment.to_dict()}
 
 
 @dataclass(frozen=True)
-class Notice:
+class Notice(_Serial):
     """Something a person should know that is not part of the text: a backend error, a kernel
     restart, a tool-call cap reached. ``level`` is "info", "warning" or "error"."""
 
@@ -64,13 +70,10 @@ class Notice:
     level: str = "info"
     type: str = "notice"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory_id, "level": self.level,
-                "message": self.message}
 
 
 @dataclass(frozen=True)
-class TrajectoryFinished:
+class TrajectoryFinished(_Serial):
     """The run ended; ``trajectory.status`` says how (finished, cancelled, error)."""
 
     trajectory: Trajectory
@@ -80,13 +83,10 @@ class TrajectoryFinished:
     def trajectory_id(self) -> str:
         return self.trajectory.id
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory.id,
-                "trajectory": self.trajectory.to_dict()}
 
 
 @dataclass(frozen=True)
-class TrajectoryStarted:
+class TrajectoryStarted(_Serial):
     """The run begins (or resumes) with ``trajectory`` as it is now."""
 
     trajectory: Trajectory
@@ -96,9 +96,6 @@ class TrajectoryStarted:
     def trajectory_id(self) -> str:
         return self.trajectory.id
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "trajectory_id": self.trajectory.id,
-                "trajectory": self.trajectory.to_dict()}
 
 
 Event = (TrajectoryStarted | SegmentStarted | TextDelta | SegmentFinished | Notice

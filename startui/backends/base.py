@@ -7,7 +7,9 @@ closing the stream: every backend aborts its request in the generator's ``finall
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -61,3 +63,51 @@ class Backend(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+Put = Callable[["Chunk | BaseException | None"], None]
+
+
+async def stream_from_thread(work: Callable[[Put, threading.Event], None], *, name: str,
+                             started: Callable[[threading.Thread, threading.Event], None]
+                             | None = None) -> AsyncIterator[Chunk]:
+    """Stream the chunks a blocking engine produces in a worker thread.
+
+    ``work(put, cancel)`` runs in the thread, hands each :class:`Chunk` to ``put`` and must stop
+    soon after ``cancel`` is set; an exception it raises reaches the consumer as a
+    :class:`BackendError`. Closing the stream sets ``cancel`` — that is how a stop reaches
+    llama.cpp's callback or a decode loop. ``started`` sees the thread and its cancel event.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def put(item: Chunk | BaseException | None) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the consumer's loop is gone: nobody is listening
+            cancel.set()
+
+    def run() -> None:
+        try:
+            work(put, cancel)
+        except BackendError as e:
+            put(e)
+        except BaseException as e:  # noqa: BLE001 - surfaced to the consumer as an error
+            put(BackendError(f"{name} failed: {type(e).__name__}: {e}"))
+        finally:
+            put(None)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    if started is not None:
+        started(thread, cancel)
+    thread.start()
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item.finish_reason:
+                break
+    finally:
+        cancel.set()

@@ -12,20 +12,27 @@ cropped to the longest common token prefix with what it holds, and only the rest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from startui.backends import templates
-from startui.backends.base import BackendError, Chunk, GenerationRequest, chatml
+from startui.backends.base import (
+    BackendError,
+    Chunk,
+    GenerationRequest,
+    Put,
+    chatml,
+    stream_from_thread,
+)
 from startui.backends.textstream import Detokenizer, StopMatcher
 
-Put = Callable[[Chunk | BaseException | None], None]
 RESUME_TAIL = 8  # cached tokens past the common prefix a resume may drop (the cut overshoot)
 
 
@@ -133,43 +140,23 @@ class TransformersBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         await asyncio.to_thread(self.load)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
-        cancel = threading.Event()
 
-        def put(item: Chunk | BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the consumer's loop is gone: nobody is listening
-                cancel.set()
+        def started(thread: threading.Thread, cancel: threading.Event) -> None:
+            self.thread, self._cancel = thread, cancel
 
-        thread = threading.Thread(target=self._work, args=(request, put, cancel),
-                                  name="transformers-generate", daemon=True)
-        self._cancel, self.thread = cancel, thread
-        thread.start()
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item.finish_reason:
-                    break
-        finally:
-            cancel.set()  # the loop checks it before every forward pass
+        # the decode loop checks the cancel event before every forward pass
+        chunks = stream_from_thread(lambda put, cancel: self._work(request, put, cancel),
+                                    name="transformers", started=started)
+        async with contextlib.aclosing(chunks):  # closing this stream closes that one
+            async for chunk in chunks:
+                yield chunk
 
     # -- the decode loop (a worker thread) ------------------------------------------------
 
     def _work(self, request: GenerationRequest, put: Put, cancel: threading.Event) -> None:
-        try:
-            with self._gen_lock:
-                if not cancel.is_set():
-                    self._generate(request, put, cancel)
-        except BackendError as e:
-            put(e)
-        except Exception as e:  # noqa: BLE001 - surfaced to the consumer as a BackendError
-            put(BackendError(f"transformers failed while generating: {type(e).__name__}: {e}"))
-        finally:
-            put(None)
+        with self._gen_lock:
+            if not cancel.is_set():
+                self._generate(request, put, cancel)
 
     def _generate(self, request: GenerationRequest, put: Put, cancel: threading.Event) -> None:
         import torch

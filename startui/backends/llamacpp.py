@@ -10,6 +10,7 @@ OpenAI-compatible HTTP API (used for the chat template, and by the openai backen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -19,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from startui.backends import embedded
-from startui.backends.base import BackendError, Chunk, GenerationRequest, chatml
+from startui.backends.base import (
+    BackendError,
+    Chunk,
+    GenerationRequest,
+    Put,
+    chatml,
+    stream_from_thread,
+)
 
 
 class LlamaCppBackend:
@@ -91,9 +99,6 @@ class LlamaCppBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         server = await asyncio.to_thread(self.load)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Chunk | BaseException | None] = asyncio.Queue()
-        cancel = threading.Event()
         body = {
             "prompt": request.prompt, "max_tokens": request.max_tokens, "stream": True,
             "stop": request.stop, "temperature": request.temperature, "top_p": request.top_p,
@@ -102,41 +107,31 @@ class LlamaCppBackend:
         if request.seed is not None:
             body["seed"] = request.seed
 
-        def on_chunk(raw: str) -> bool:
-            if cancel.is_set():
-                return True
-            try:
-                data = json.loads(raw)
-                if "error" in data:
-                    err = data["error"]
-                    msg = err.get("message", err) if isinstance(err, dict) else err
-                    item: Chunk | BaseException = BackendError(f"llama.cpp: {msg}")
-                else:
-                    choice = data["choices"][0]
-                    finish = choice.get("finish_reason")
-                    text = choice.get("text") or ""
-                    item = Chunk(text, finish_reason=finish, tokens=0 if finish else 1)
-            except (ValueError, KeyError, IndexError) as e:
-                item = BackendError(f"llama.cpp sent something unreadable: {e}: {raw[:200]}")
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-            return cancel.is_set()
+        def work(put: Put, cancel: threading.Event) -> None:
+            def on_chunk(raw: str) -> bool:  # returning True makes llama.cpp drop the request
+                if cancel.is_set():
+                    return True
+                put(_chunk(raw))
+                return cancel.is_set()
 
-        def work() -> None:
-            try:
-                server.handle_completions(json.dumps(body), on_chunk)
-            except BaseException as e:  # noqa: BLE001 - surfaced to the consumer as an error
-                loop.call_soon_threadsafe(queue.put_nowait, BackendError(f"llama.cpp: {e}"))
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
+            server.handle_completions(json.dumps(body), on_chunk)
 
-        worker = threading.Thread(target=work, name="llamacpp-request", daemon=True)
-        worker.start()
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item.finish_reason:
-                    break
-        finally:
-            cancel.set()  # the next callback returns True: llama.cpp drops the request
+        chunks = stream_from_thread(work, name="llama.cpp")
+        async with contextlib.aclosing(chunks):  # closing this stream closes that one
+            async for chunk in chunks:
+                yield chunk
+
+
+def _chunk(raw: str) -> Chunk | BackendError:
+    """One of llama.cpp's OpenAI-style completion chunks, or the error it reports."""
+    try:
+        data = json.loads(raw)
+        if "error" in data:
+            err = data["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            return BackendError(f"llama.cpp: {msg}")
+        choice = data["choices"][0]
+        finish = choice.get("finish_reason")
+        return Chunk(choice.get("text") or "", finish_reason=finish, tokens=0 if finish else 1)
+    except (ValueError, KeyError, IndexError) as e:
+        return BackendError(f"llama.cpp sent something unreadable: {e}: {raw[:200]}")
