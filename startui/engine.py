@@ -136,6 +136,7 @@ class Session:
     _task: asyncio.Task[None] | None = None
     _kernel: Kernel | None = None
     _stopping: bool = False
+    _finishing: bool = False
     _live: _Stream | None = None
 
     # -- steering -------------------------------------------------------------------------
@@ -153,7 +154,11 @@ class Session:
         return hint
 
     def stop(self) -> None:
-        """Stop for real: the backend request is aborted and a running cell interrupted."""
+        """Stop for real: the backend request is aborted and a running cell interrupted.
+        Before the run starts it ends it at once; once the run is winding down it does nothing
+        (the trajectory is being saved as it ended)."""
+        if self._finishing:
+            return
         self._stopping = True
         if self._task and not self._task.done():
             self._task.cancel()
@@ -193,8 +198,10 @@ class Session:
         traj = self.trajectory
         traj.status = "running"
         traj.error = None
-        await self._emit(TrajectoryStarted(traj))
         try:
+            await self._emit(TrajectoryStarted(traj))
+            if self._stopping:  # stopped before it started
+                raise asyncio.CancelledError
             await self._resume_state()
             await self._loop()
             traj.status = "finished"
@@ -213,16 +220,24 @@ class Session:
             await self._close_open_segment()
             await self._emit(Notice(traj.id, traj.error, "error"))
         finally:
-            if self._kernel is not None and self.engine.kernels is not None:
-                kernel, self._kernel = self._kernel, None
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.engine.kernels.release(kernel))
-            await self._emit(TrajectoryFinished(traj))
-            self._queue.put_nowait(None)
+            self._finishing = True  # from here on, stop() has nothing left to stop
+            try:
+                if self._kernel is not None and self.engine.kernels is not None:
+                    kernel, self._kernel = self._kernel, None
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(self.engine.kernels.release(kernel))
+                await self._emit(TrajectoryFinished(traj))
+            finally:
+                self._queue.put_nowait(None)  # the end of events(), whatever happened
 
     async def _resume_state(self) -> None:
-        """Continue a stored trajectory: rebuild the kernel state, run a cell left unexecuted."""
+        """Continue a stored trajectory: rebuild the kernel state, run a cell left unexecuted,
+        reopen a cell that was cut off while the model wrote it (its text renders the same)."""
         segs = self.trajectory.segments
+        if segs and segs[-1].meta.get("unfinished_code") and segs[-1].text.startswith(CODE_OPEN):
+            last = segs[-1]
+            last.kind, last.text, last.closed = "code", last.text[len(CODE_OPEN):], False
+            del last.meta["unfinished_code"]
         if self.engine.config.replay_code and any(s.kind == "output" for s in segs):
             kernel = await self._get_kernel()
             for s in segs:

@@ -231,3 +231,38 @@ async def test_events_rebuild_the_same_trajectory(make_engine):
     traj = session.trajectory
     assert [final[i] for i in sorted(final)] == [s.to_dict() for s in traj.segments]
     assert Trajectory.from_dict(traj.to_dict()).text() == traj.text()
+
+
+async def test_stop_before_the_start_or_while_winding_down_never_hangs(make_engine):
+    session = make_engine(["never streamed"]).start("q")
+    session.stop()
+    traj = await asyncio.wait_for(session.run(), 5)
+    assert traj.status == "cancelled" and traj.segments == []
+
+    session = make_engine(["All done: \\boxed{1}"]).start("q")
+
+    async def slow_save(event):
+        if isinstance(event, TrajectoryFinished):
+            session.stop()  # a Stop click that arrives while the run is being saved
+            await asyncio.sleep(0.2)
+
+    session.subscribe(slow_save)
+    traj = await asyncio.wait_for(session.run(), 5)
+    assert traj.status == "finished"
+
+
+async def test_a_cell_cut_off_mid_code_is_reopened_on_continue(make_engine):
+    engine = make_engine(["Compute.\n```python\nx = (6" + " +0" * 300], delay=0.005)
+    session = engine.start("q")
+    async for event in session.events():
+        if isinstance(event, TextDelta) and event.index == 1 and "+0" in event.text:
+            session.stop()
+    traj = session.trajectory
+    assert traj.segments[-1].meta.get("unfinished_code") and traj.tool_calls == 0
+    prefix = traj.text()
+    resumed = make_engine([") * 7\nprint(x)\n```", "\\boxed{42}"])
+    traj = await resumed.start(traj).run()
+    assert resumed.backend.requests[0].prompt == prefix  # the same text, now inside a cell
+    code = next(s for s in traj.segments if s.kind == "code")
+    assert code.text.startswith("x = (6 +0") and code.text.endswith(") * 7\nprint(x)")
+    assert traj.status == "finished" and traj.segments[2].text == "42"
