@@ -50,7 +50,8 @@ class ConflictError(StoreError):
 # Segment meta keys whose lists move to the artifacts table, with the MIME type they hold.
 ARTIFACT_KEYS = {"images": "image/png", "plotly": "application/vnd.plotly.v1+json"}
 # Settings keys that describe one trajectory, not the run it belongs to.
-PER_TRAJECTORY_SETTINGS = frozenset({"parent_id", "branch_point", "run_id", "run_name"})
+PER_TRAJECTORY_SETTINGS = frozenset({"parent_id", "branch_point", "run_id", "run_name", "mode",
+                                     "sample"})
 
 
 def parse_ts(value: str | datetime) -> datetime:
