@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -125,7 +127,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per code test")
     p.add_argument("--json", action="store_true")
     _db_arg(p)
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=_failing_clearly(cmd_score))
 
     p = subparsers.add_parser(
         "export", help="select (D_seed / D_START), filter, modify and write a training set",
@@ -168,14 +170,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="report the selection, write nothing")
     p.add_argument("--json", action="store_true", help="print the manifest (or selection) JSON")
     _db_arg(p)
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=_failing_clearly(cmd_export))
 
     p = subparsers.add_parser("report", help="analytics of runs as a self-contained HTML page")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
     p.add_argument("--json", action="store_true", help="also print the tables as JSON")
     _db_arg(p)
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=_failing_clearly(cmd_report))
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -189,6 +191,43 @@ def _open_store(args: argparse.Namespace) -> Any:
     from startui.store import Store
 
     return Store(args.db)
+
+
+class _Fail(Exception):
+    """A command's clear error: the message goes to stderr, ``code`` is the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@contextlib.contextmanager
+def _runs_in_store(args: argparse.Namespace, names: list[str]) -> Iterator[tuple[Any, list[Any]]]:
+    """The store and the named runs in it (exit 2: the database; exit 1: an unknown run)."""
+    from startui.rft import resolve_runs
+    from startui.store import StoreError
+
+    try:
+        store = _open_store(args)
+    except StoreError as e:
+        raise _Fail(str(e), 2) from e
+    with store:
+        try:
+            runs = resolve_runs(store, names)
+        except (StoreError, ValueError) as e:
+            raise _Fail(str(e)) from e
+        yield store, runs
+
+
+def _failing_clearly(command: Callable[[argparse.Namespace], int],
+                     ) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Fail as e:
+            return _error(str(e), e.code)
+
+    return run
 
 
 def _sampling(args: argparse.Namespace) -> None:
@@ -292,18 +331,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from startui.rft import ScoringReport, resolve_runs, score_run
-    from startui.store import StoreError
+    from startui.rft import ScoringReport, score_run
 
-    try:
-        store = _open_store(args)
-    except StoreError as e:
-        return _error(str(e), 2)
-    with store:
-        try:
-            runs = resolve_runs(store, args.run)
-        except (StoreError, ValueError) as e:
-            return _error(str(e))
+    with _runs_in_store(args, args.run) as (store, runs):
         bar = ProgressBar("score", enabled=not args.json)
         t0 = time.monotonic()
 
@@ -329,7 +359,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from startui.export import ExportConfig, export
-    from startui.rft import SelectConfig, resolve_runs, select
+    from startui.rft import SelectConfig, select
     from startui.store import StoreError
 
     try:
@@ -350,13 +380,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                                 max_output_chars=args.max_output_chars))
     except ValueError as e:
         return _error(str(e))
-    try:
-        store = _open_store(args)
-    except StoreError as e:
-        return _error(str(e), 2)
-    with store:
+    with _runs_in_store(args, args.run) as (store, runs):
         try:
-            runs = resolve_runs(store, args.run)
             if args.dry_run:
                 selection = select(store, runs, select_cfg)
                 print(json.dumps(selection.report.to_dict()) if args.json
@@ -386,18 +411,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from startui.analytics import category_table, collect, mode_table, scaling_curve
     from startui.report import write_report
-    from startui.rft import resolve_runs
-    from startui.store import StoreError
 
-    try:
-        store = _open_store(args)
-    except StoreError as e:
-        return _error(str(e), 2)
-    with store:
-        try:
-            runs = resolve_runs(store, args.runs)
-        except (StoreError, ValueError) as e:
-            return _error(str(e))
+    with _runs_in_store(args, args.runs) as (store, runs):
         data = collect(store, runs)
     try:
         path = write_report(data, runs, args.html)
