@@ -107,10 +107,6 @@ class Engine:
         return await session.run()
 
 
-class _Cut(Exception):
-    """Raised inside the stream loop to stop consuming the backend."""
-
-
 @dataclass
 class _Stream:
     """The segment being generated: its full text and how much of it was already emitted."""
