@@ -202,9 +202,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from startui.ui.app import build_app, launch
+    from startui.ui.app import build_app, default_settings, launch
 
-    demo = build_app(db_url=args.db, concurrency=args.concurrency)
+    defaults = default_settings()
+    defaults.backend = args.backend or defaults.backend
+    defaults.model = args.model or defaults.model
+    defaults.base_url = args.base_url or defaults.base_url
+    demo = build_app(db_url=args.db, concurrency=args.concurrency, defaults=defaults)
     launch(demo, warm=True, server_name=args.host, server_port=args.port, share=args.share)
     return 0
 
@@ -227,9 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT",
                                                                       "7860")))
     serve.add_argument("--db", default=None, help="database URL (env STARTUI_DB_URL)")
+    serve.add_argument("--backend", default=None,
+                       help="the settings panel's default backend (env STARTUI_BACKEND)")
+    serve.add_argument("--model", default=None, help="its default model (env STARTUI_MODEL)")
+    serve.add_argument("--base-url", default=None,
+                       help="its default server URL (env STARTUI_BASE_URL)")
     serve.add_argument("--concurrency", type=int, default=None,
-                       help="runs generating at once (default 1: the CPU model; raise it for "
-                            "vLLM; env STARTUI_CONCURRENCY)")
+                       help="runs generating at once (default: 1 for a CPU backend, 8 for a "
+                            "server; env STARTUI_CONCURRENCY)")
     serve.add_argument("--share", action="store_true", help="a public Gradio link")
     serve.set_defaults(func=cmd_serve)
     from startui import cli_rft, cli_store  # the store's and Hint-RFT's subcommands

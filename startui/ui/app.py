@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from startui.studio import Services, Studio
+from startui.studio import RunSettings, Services, Studio
 from startui.ui import render
 from startui.ui.live import build_live_tab
 
@@ -41,14 +41,30 @@ def open_store(url: str | None) -> Any:
         return None
 
 
+# Backends that generate on this machine's CPU run one trajectory at a time; servers take more.
+LOCAL_BACKENDS = ("llamacpp", "transformers", "scripted")
+
+
+def default_settings() -> RunSettings:
+    """The settings panel's defaults: the embedded model, or what the deployment names
+    (STARTUI_BACKEND, STARTUI_MODEL, STARTUI_BASE_URL — e.g. a Space in front of vLLM)."""
+    urls = [u.strip() for u in os.environ.get("STARTUI_BASE_URL", "").split(",") if u.strip()]
+    return RunSettings(backend=os.environ.get("STARTUI_BACKEND", "llamacpp"),
+                       model=os.environ.get("STARTUI_MODEL") or None,
+                       base_url=urls[0] if urls else None)
+
+
 def build_app(services: Services | None = None, *, db_url: str | None = None,
-              concurrency: int | None = None) -> gr.Blocks:
+              concurrency: int | None = None, defaults: RunSettings | None = None,
+              ) -> gr.Blocks:
     services = services or Services(open_store(db_url))
     from startui.problems import load_sample_problems
 
     examples = [p for p in load_sample_problems() if p.kind == "math"]
+    defaults = defaults or default_settings()
     if concurrency is None:
-        concurrency = int(os.environ.get("STARTUI_CONCURRENCY", "1"))
+        env = os.environ.get("STARTUI_CONCURRENCY")
+        concurrency = int(env) if env else (1 if defaults.backend in LOCAL_BACKENDS else 8)
 
     with gr.Blocks(title="START Studio", fill_width=True) as demo:
         studio_state = gr.State(None, delete_callback=lambda s: s and s.stop())
@@ -56,9 +72,10 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
         with gr.Tabs():
             with gr.Tab("Hint-infer", id="live"):
                 build_live_tab(demo, services, studio_state, examples=examples,
-                               concurrency=concurrency)
+                               concurrency=concurrency, defaults=defaults)
         demo.load(lambda: Studio(services), None, studio_state)
     demo.services = services  # type: ignore[attr-defined]
+    demo.defaults = defaults  # type: ignore[attr-defined]
     return demo
 
 
@@ -67,6 +84,6 @@ def launch(demo: gr.Blocks, *, warm: bool = False, **kw: Any) -> Any:
     ``warm`` preloads the default model while the server starts."""
     render.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
     if warm:
-        demo.services.warm()  # type: ignore[attr-defined]
+        demo.services.warm(demo.defaults)  # type: ignore[attr-defined]
     return demo.queue(default_concurrency_limit=None).launch(
         css=CSS, allowed_paths=[str(render.IMAGE_DIR)], theme=gr.themes.Soft(), **kw)

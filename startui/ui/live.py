@@ -52,7 +52,7 @@ def _view(studio: Studio, traj: Trajectory | None, *, picks: bool = True) -> tup
 
 
 def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, *,
-                   examples: list[Problem], concurrency: int) -> None:
+                   examples: list[Problem], concurrency: int, defaults: RunSettings) -> None:
     library = services.library
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -81,10 +81,11 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 insert_btn = gr.Button("💡 Insert hint", scale=1, elem_id="insert")
         with gr.Column(scale=1, min_width=280):
             with gr.Accordion("Settings", open=False):
-                backend = gr.Dropdown(BACKENDS, value="llamacpp", label="Backend",
+                backend = gr.Dropdown(BACKENDS, value=defaults.backend, label="Backend",
                                       allow_custom_value=True)
-                model = gr.Textbox("", label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
-                base_url = gr.Textbox("", label="Server URL (openai / vllm)")
+                model = gr.Textbox(defaults.model or "",
+                                   label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
+                base_url = gr.Textbox(defaults.base_url or "", label="Server URL (openai / vllm)")
                 temperature = gr.Slider(0, 1.5, value=0.6, step=0.05, label="Temperature")
                 max_tokens = gr.Slider(64, 8192, value=1536, step=64, label="Max tokens")
                 rounds = gr.Slider(0, 4, value=1, step=1, label="End-of-reasoning hint rounds")
