@@ -35,6 +35,12 @@ def test_thinking_is_a_collapsible_block_with_a_running_timer():
     assert meta["status"] == "done" and meta["duration"] == 4.0
 
 
+def test_a_blank_thought_between_cells_is_not_shown():
+    msgs = render.messages(traj(Segment("code", "x = 1"), Segment("think", "\n\n"),
+                                Segment("code", "print(x)")))
+    assert [m["content"] for m in msgs[1:]] == ["```python\nx = 1\n```", "```python\nprint(x)\n```"]
+
+
 def test_hints_say_who_inserted_them_and_why():
     auto = Segment("hint", "\n\nWait, I can use Python.\n", "auto",
                    {"category": "self-reflection", "round": 1})

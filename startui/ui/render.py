@@ -90,6 +90,8 @@ def messages(traj: Trajectory | None, timings: dict[int, Timing] | None = None,
     out: list[Message] = [{"role": "user", "content": traj.problem.question}]
     for i, seg in enumerate(traj.segments):
         if seg.kind == "think":
+            if seg.closed and not seg.text.strip():
+                continue  # a blank line between two cells is no thought worth a block
             out.append(think_message(seg, timings.get(i), now))
         elif seg.kind == "hint":
             out.append(hint_message(seg))
