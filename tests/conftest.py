@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 
 import pytest
@@ -8,6 +9,8 @@ from startui.backends.scripted import ScriptedBackend
 from startui.engine import Engine, EngineConfig
 from startui.hints import HintPolicy
 
+os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub is reachable: never wait for one
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
@@ -15,6 +18,25 @@ def _isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("STARTUI_DB_URL", f"sqlite:///{tmp_path / 'startui.sqlite'}")
     if "STARTUI_CACHE" not in os.environ:  # the assembled model is shared: it is 1.1 GB
         monkeypatch.setenv("STARTUI_CACHE", os.path.expanduser("~/.cache/startui"))
+
+
+@pytest.fixture(scope="session")
+async def llama():
+    """The embedded model, loaded once for every test that needs it (1.8 GB, ~3 s to load)."""
+    from startui.backends.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(n_ctx=4096)
+    await asyncio.to_thread(b.load)
+    yield b
+    await b.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """A tiny Qwen2 and a locally trained tokenizer, saved for ``from_pretrained``."""
+    from tests.tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,6 @@ import pytest
 from startui.backends.base import Backend, BackendError, Chunk, GenerationRequest, chatml
 from startui.engine import Engine, EngineConfig
 from startui.hints import HintPolicy
-from tests.tinymodel import build_tiny_model
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Count from 1 to 100, separated by commas."}]
@@ -49,25 +46,10 @@ class Case:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(scope="module")
 async def hf(tiny_dir):
     from startui.backends.hf import TransformersBackend
 
     b = TransformersBackend(str(tiny_dir), device="cpu")
-    await asyncio.to_thread(b.load)
-    yield b
-    await b.close()
-
-
-@pytest.fixture(scope="module")
-async def llama():
-    from startui.backends.llamacpp import LlamaCppBackend
-
-    b = LlamaCppBackend(n_ctx=4096)
     await asyncio.to_thread(b.load)
     yield b
     await b.close()

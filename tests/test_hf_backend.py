@@ -4,7 +4,6 @@ end of sequence, and the streaming pieces (detokenizing, stop strings) it does i
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
@@ -12,17 +11,9 @@ from startui.backends import make_backend
 from startui.backends.base import BackendError, GenerationRequest
 from startui.backends.hf import TransformersBackend
 from startui.backends.textstream import Detokenizer, StopMatcher, common_prefix
-from tests.tinymodel import build_tiny_model
-
-os.environ["HF_HUB_OFFLINE"] = "1"
 
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "What is the sum of the first ten primes?"}]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,9 @@ from startui.hints import HintPolicy
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-async def backend():
-    b = LlamaCppBackend(n_ctx=4096)
-    await asyncio.to_thread(b.load)
-    yield b
-    await b.close()
+@pytest.fixture
+def backend(llama):
+    return llama
 
 
 def test_the_embedded_model_is_assembled_and_verified():
