@@ -443,18 +443,16 @@ class Session:
         seg = self._segment()
         upto = len(st.buf) if final else len(st.buf) - _holdback(st.buf, seg.kind,
                                                                     self.engine.config.think_end)
-        if upto < st.emitted:  # text was cut back: the final SegmentFinished carries the truth
-            seg.text = st.buf
-            return
         if upto > st.emitted:
             if not st.started:
                 st.started = True
                 await self._emit(SegmentStarted(self.trajectory.id, st.index, seg))
             delta = st.buf[st.emitted:upto]
             st.emitted = upto
-            seg.text = st.buf[:upto] if not final else st.buf
+            seg.text = st.buf[:upto]  # what a live view shows is what was emitted
             await self._emit(TextDelta(self.trajectory.id, st.index, delta))
-        seg.text = st.buf if final else seg.text
+        if final:  # cut back or complete: the SegmentFinished that follows carries the truth
+            seg.text = st.buf
 
     async def _finish_segment(self, index: int) -> None:
         seg = self.trajectory.segments[index]

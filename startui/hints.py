@@ -27,6 +27,11 @@ class Hint:
     text: str
     opens_code: bool = True
 
+    @property
+    def written(self) -> str:
+        """The hint as a person types it: :meth:`parse` gives this hint back."""
+        return self.text + ("\n" + CODE_FENCE if self.opens_code else "")
+
     @classmethod
     def parse(cls, text: str, category: str = "custom") -> Hint:
         """A hint from free text: a trailing ```` ```python ```` fence means it opens code."""

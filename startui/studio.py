@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from startui.backends import Backend, make_backend
@@ -42,11 +42,6 @@ class RunSettings:
     max_tool_calls: int = 6
     kernel_timeout: float = 30.0
     seed: int | None = None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
     def backend_key(self) -> tuple[str, str | None, str | None]:
         return (self.backend, self.model or None, self.base_url or None)
@@ -86,6 +81,21 @@ class Services:
         if key not in self._backends:
             self._backends[key] = self.backend_factory(settings)
         return self._backends[key]
+
+    def recent(self, limit: int = 30) -> list[Any]:
+        """Summaries of the latest saved trajectories (none without a store)."""
+        return [] if self.store is None else self.store.list_trajectories(limit=limit)
+
+    def branches(self, trajectory_id: str | None) -> list[Any]:
+        """Summaries of every saved trajectory of the same problem: the original and its
+        branches (none when it is not saved yet)."""
+        if self.store is None or not trajectory_id:
+            return []
+        try:
+            problem_id = self.store.load_trajectory(trajectory_id).problem.id
+        except Exception:  # noqa: BLE001 - not saved (yet): no branches to list
+            return []
+        return self.store.list_trajectories(problem_id=problem_id, limit=50) if problem_id else []
 
     def warm(self, settings: RunSettings | None = None) -> threading.Thread:
         """Load the default model in the background, so the first visitor does not wait for it
@@ -239,6 +249,20 @@ class Studio:
                     async for _ in session.events():
                         pass
 
+    def open(self, trajectory_id: str | None) -> Trajectory:
+        """The trajectory on screen: the live one, or a saved one from the store."""
+        live = self.trajectory
+        if live is not None and (trajectory_id is None or live.id == trajectory_id):
+            return live
+        if not trajectory_id:
+            raise ValueError("no trajectory on screen: run one or open a saved one")
+        if self.services.store is None:
+            raise ValueError("this app runs without a store")
+        try:
+            return self.services.store.load_trajectory(trajectory_id)
+        except Exception as e:  # noqa: BLE001 - said to the person; the app keeps serving
+            raise ValueError(f"cannot open {trajectory_id[:12]}: {e}") from e
+
     # -- steering -------------------------------------------------------------------------
 
     @property
@@ -256,7 +280,3 @@ class Studio:
             return False
         self.session.stop()  # type: ignore[union-attr]
         return True
-
-    async def close(self) -> None:
-        """The visitor left: stop what runs (its kernel goes back to the pool)."""
-        self.stop()

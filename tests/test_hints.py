@@ -21,6 +21,8 @@ def test_free_text_hints_open_code_only_with_a_trailing_fence():
     assert Hint.parse("Check it.\n```python").opens_code
     assert Hint.parse("Check it.\n```python").text == "Check it."
     assert not Hint.parse("Think about parity.").opens_code
+    for hint in MATH_HINTS:  # what the UI's hint picker inserts parses back to the same hint
+        assert Hint.parse(hint.written, hint.category) == hint
 
 
 def test_rounds_escalate_and_code_problems_get_the_debug_hint_with_their_tests():

@@ -83,6 +83,10 @@ async def test_rewind_makes_a_branch_and_keeps_the_original(services):
     assert kept.text() == original.text()
     summaries = {s.id: s for s in services.store.list_trajectories()}
     assert summaries[branch.id].parent_id == original.id
+    # the page lists both under the problem, and reopens the original from the store
+    assert {s.id for s in services.branches(branch.id)} == {original.id, branch.id}
+    assert {s.id for s in services.recent()} >= {original.id, branch.id}
+    assert Studio(services).open(original.id).text() == original.text()
 
 
 async def test_one_run_at_a_time_and_clear_errors(services):
@@ -92,6 +96,11 @@ async def test_one_run_at_a_time_and_clear_errors(services):
             pass
     with pytest.raises(ValueError, match="nothing is running"):
         studio.insert_hint("x")
+    with pytest.raises(ValueError, match="no trajectory on screen"):
+        studio.open(None)
+    with pytest.raises(ValueError, match="cannot open nope"):
+        studio.open("nope")
+    assert services.branches("nope") == []
     stream = studio.run("q", SETTINGS)
     await anext(stream)
     with pytest.raises(RuntimeError, match="in progress"):

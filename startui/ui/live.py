@@ -145,7 +145,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
         async def on_continue(studio: Studio | None, traj_id: str | None, *values: Any,
                               ) -> AsyncIterator[Any]:
             studio = studio or Studio(services)
-            traj = _load(services, studio, traj_id)
+            traj = _open(studio, traj_id)
             async for v in stream(studio, studio.resume(traj, _settings(*values)), page=page):
                 yield v
 
@@ -157,7 +157,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
             studio = studio or Studio(services)
             if index is None:
                 raise gr.Error("pick a segment to rewind to first")
-            traj = _load(services, studio, traj_id)
+            traj = _open(studio, traj_id)
             rewind = studio.rewind(traj, int(index), text, _settings(*values))
             async for v in stream(studio, rewind, page=page):
                 yield v
@@ -173,8 +173,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
             raise gr.Error("nothing is running: a hint goes into a live run")
         if not (text or "").strip() and pick and pick != CUSTOM_HINT:
             category = pick.split(":", 1)[0]
-            hint = library.by_category(category)
-            text = hint.text + ("\n```python" if hint.opens_code else "")
+            text = library.by_category(category).written
         try:
             studio.insert_hint(text or "")
         except ValueError as e:
@@ -182,23 +181,24 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
         return ""
 
     def on_refresh() -> Any:
-        return gr.update(choices=_recent(services))
+        return gr.update(choices=[(render.run_label(s), s.id) for s in services.recent()])
 
     def on_open(studio: Studio | None, traj_id: str | None) -> tuple[Any, ...]:
         studio = studio or Studio(services)
         if not traj_id:
             raise gr.Error("pick a saved trajectory first")
-        return (studio, *_view(studio, _load(services, studio, traj_id)))
+        return (studio, *_view(studio, _open(studio, traj_id)))
 
     def on_pick_segment(studio: Studio | None, traj_id: str | None, index: int | None) -> str:
         studio = studio or Studio(services)
         if index is None or not traj_id:
             return ""
-        traj = _load(services, studio, traj_id)
+        traj = _open(studio, traj_id)
         return traj.segments[int(index)].text if int(index) < len(traj.segments) else ""
 
     def on_branches(traj_id: str | None) -> Any:
-        return gr.update(choices=_branches(services, traj_id))
+        return gr.update(choices=[(render.run_label(s, branch=True), s.id)
+                                  for s in services.branches(traj_id)])
 
     gen = {"concurrency_limit": concurrency, "concurrency_id": "generate"}
     run_inputs = [studio_state, problem, *settings]
@@ -233,40 +233,8 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                     api_name=False)
 
 
-def _load(services: Services, studio: Studio, traj_id: str | None) -> Trajectory:
-    if studio.trajectory is not None and (traj_id is None or studio.trajectory.id == traj_id):
-        return studio.trajectory
-    if not traj_id:
-        raise gr.Error("no trajectory on screen: run one or open a saved one")
-    if services.store is None:
-        raise gr.Error("this app runs without a store")
+def _open(studio: Studio, traj_id: str | None) -> Trajectory:
     try:
-        return services.store.load_trajectory(traj_id)
-    except Exception as e:  # noqa: BLE001 - shown to the person, the app keeps serving
-        raise gr.Error(f"cannot open {traj_id[:12]}: {e}") from None
-
-
-def _label(s: Any) -> str:
-    q = " ".join(s.question.split())[:60]
-    answer = f" → {s.answer}" if s.answer else ""
-    return f"{s.status} · {q}{answer} · {s.id[:8]}"
-
-
-def _recent(services: Services, limit: int = 30) -> list[tuple[str, str]]:
-    if services.store is None:
-        return []
-    return [(_label(s), s.id) for s in services.store.list_trajectories(limit=limit)]
-
-
-def _branches(services: Services, traj_id: str | None) -> list[tuple[str, str]]:
-    if services.store is None or not traj_id:
-        return []
-    try:
-        traj = services.store.load_trajectory(traj_id)
-    except Exception:  # noqa: BLE001 - not saved yet
-        return []
-    pid = traj.problem.id
-    if not pid:
-        return []
-    rows = services.store.list_trajectories(problem_id=pid, limit=50)
-    return [(("⑂ " if s.parent_id else "") + _label(s), s.id) for s in rows]
+        return studio.open(traj_id)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None

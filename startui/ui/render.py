@@ -133,6 +133,14 @@ def segment_choices(traj: Trajectory | None) -> list[tuple[str, int]]:
     return out
 
 
+def run_label(summary: Any, branch: bool = False) -> str:
+    """One saved trajectory in a list: status, question, answer, short id (⑂ marks a branch)."""
+    q = " ".join(summary.question.split())[:60]
+    answer = f" → {summary.answer}" if summary.answer else ""
+    mark = "⑂ " if branch and summary.parent_id else ""
+    return f"{mark}{summary.status} · {q}{answer} · {summary.id[:8]}"
+
+
 def save_png(b64: str) -> Path:
     """Kernel images go to files once (content-addressed), so re-renders send the same URL."""
     IMAGE_DIR.mkdir(parents=True, exist_ok=True)
