@@ -7,6 +7,7 @@ grows, so Gradio sends the new characters, not the whole trajectory, on every up
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import tempfile
@@ -141,8 +142,10 @@ def run_label(summary: Any, branch: bool = False) -> str:
     return f"{mark}{summary.status} · {q}{answer} · {summary.id[:8]}"
 
 
+@functools.lru_cache(maxsize=512)
 def save_png(b64: str) -> Path:
-    """Kernel images go to files once (content-addressed), so re-renders send the same URL."""
+    """Kernel images go to files once (content-addressed), so re-renders send the same URL and
+    a streamed update neither hashes nor touches the file again."""
     IMAGE_DIR.mkdir(parents=True, exist_ok=True)
     path = IMAGE_DIR / (hashlib.sha1(b64.encode()).hexdigest()[:20] + ".png")
     if not path.exists():
