@@ -33,18 +33,17 @@ class TerminalPrinter:
     def __init__(self, out: TextIO = sys.stdout, color: bool | None = None) -> None:
         self.out = out
         self.color = out.isatty() if color is None else color
-
-    def _c(self, name: str) -> str:
-        return COLORS[name] if self.color else ""
+        self._streaming = ""  # the colour of the segment whose text is streaming
 
     def _write(self, text: str, color: str = "") -> None:
-        self.out.write(f"{self._c(color)}{text}{self._c('reset')}" if color and self.color
-                       else text)
+        code = COLORS[color] if self.color and color else ""
+        self.out.write(f"{code}{text}{COLORS['reset']}" if code else text)
         self.out.flush()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, SegmentStarted):
             seg = event.segment
+            self._streaming = seg.kind
             if seg.kind == "hint":
                 who = "human" if seg.source == "human" else f"auto · {seg.meta.get('category')}"
                 self._write(f"\n[hint: {who}] ", "hint")
@@ -57,7 +56,7 @@ class TerminalPrinter:
             elif seg.kind == "answer" and seg.text:
                 self._write(seg.text, "answer")
         elif isinstance(event, TextDelta):
-            self._write(event.text, self._kind_color)
+            self._write(event.text, self._streaming)
         elif isinstance(event, SegmentFinished) and event.segment.kind == "code":
             self._write("\n```\n", "code")
         elif isinstance(event, Notice):
@@ -69,10 +68,6 @@ class TerminalPrinter:
                         f"hints · {traj.tokens} tokens · id {traj.id}\n", "notice")
             if traj.answer is not None:
                 self._write(f"Answer: {traj.answer}\n", "answer")
-        if isinstance(event, SegmentStarted):
-            self._kind_color = event.segment.kind if event.segment.kind != "think" else ""
-
-    _kind_color = ""
 
 
 def _policy(args: argparse.Namespace) -> HintPolicy:

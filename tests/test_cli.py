@@ -76,3 +76,25 @@ def test_run_saves_to_the_store_unless_told_not_to(tmp_path):
     stats = json.loads(run_cli("stats", "--json", cwd=tmp_path).stdout)
     assert stats["trajectories"] == 1 and stats["segments"] == len(final["segments"])
     assert stats["by_status"]["finished"] == 1
+
+
+def test_each_part_has_its_colour_in_a_terminal():
+    import io
+
+    from startui.cli import COLORS, TerminalPrinter
+    from startui.events import Notice, SegmentStarted, TextDelta
+    from startui.trajectory import Segment
+
+    out = io.StringIO()
+    show = TerminalPrinter(out, color=True)
+    show(SegmentStarted("t", 0, Segment("think", "")))
+    show(TextDelta("t", 0, "thinking"))
+    show(SegmentStarted("t", 1, Segment("code", "")))
+    show(TextDelta("t", 1, "x = 1"))
+    show(SegmentStarted("t", 2, Segment("output", "boom", "kernel", {"error": "ValueError"})))
+    show(Notice("t", "kernel restarted", "warning"))
+    text = out.getvalue()
+    assert text.startswith("thinking")  # thinking in the terminal's own colour
+    assert COLORS["code"] + "x = 1" + COLORS["reset"] in text
+    assert COLORS["error"] + "```output\nboom" in text  # an error stands out
+    assert COLORS["notice"] + "\n[warning] kernel restarted" in text
