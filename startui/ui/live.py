@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
@@ -132,37 +132,27 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
         if page:
             yield (studio, gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
-    def runner(page: bool) -> Any:
-        async def on_run(studio: Studio | None, question: str, *values: Any,
-                         ) -> AsyncIterator[Any]:
+    def streaming(start: Callable[..., AsyncIterator[Trajectory]], page: bool) -> Any:
+        """A generation handler: ``start(studio, *inputs)`` gives the run's live updates."""
+        async def handler(studio: Studio | None, *inputs: Any) -> AsyncIterator[Any]:
             studio = studio or Studio(services)
-            async for v in stream(studio, studio.run(question, _settings(*values)), page=page):
+            async for v in stream(studio, start(studio, *inputs), page=page):
                 yield v
 
-        return on_run
+        return handler
 
-    def continuer(page: bool) -> Any:
-        async def on_continue(studio: Studio | None, traj_id: str | None, *values: Any,
-                              ) -> AsyncIterator[Any]:
-            studio = studio or Studio(services)
-            traj = _open(studio, traj_id)
-            async for v in stream(studio, studio.resume(traj, _settings(*values)), page=page):
-                yield v
+    def start_run(studio: Studio, question: str, *values: Any) -> AsyncIterator[Trajectory]:
+        return studio.run(question, _settings(*values))
 
-        return on_continue
+    def start_continue(studio: Studio, traj_id: str | None, *values: Any,
+                       ) -> AsyncIterator[Trajectory]:
+        return studio.resume(_open(studio, traj_id), _settings(*values))
 
-    def brancher(page: bool) -> Any:
-        async def on_branch(studio: Studio | None, traj_id: str | None, index: int | None,
-                            text: str, *values: Any) -> AsyncIterator[Any]:
-            studio = studio or Studio(services)
-            if index is None:
-                raise gr.Error("pick a segment to rewind to first")
-            traj = _open(studio, traj_id)
-            rewind = studio.rewind(traj, int(index), text, _settings(*values))
-            async for v in stream(studio, rewind, page=page):
-                yield v
-
-        return on_branch
+    def start_branch(studio: Studio, traj_id: str | None, index: int | None, text: str,
+                     *values: Any) -> AsyncIterator[Trajectory]:
+        if index is None:
+            raise gr.Error("pick a segment to rewind to first")
+        return studio.rewind(_open(studio, traj_id), int(index), text, _settings(*values))
 
     def on_stop(studio: Studio | None) -> None:
         if studio is None or not studio.stop():
@@ -204,19 +194,20 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
     run_inputs = [studio_state, problem, *settings]
     continue_inputs = [studio_state, current, *settings]
     branch_inputs = [studio_state, current, seg_pick, seg_text, *settings]
-    run_btn.click(runner(True), run_inputs, view, api_name=False, **gen).then(
+    page = {"api_name": False, **gen}
+    run_btn.click(streaming(start_run, True), run_inputs, view, **page).then(
         on_refresh, None, runs, api_name=False).then(on_branches, current, branches,
                                                      api_name=False)
-    problem.submit(runner(True), run_inputs, view, api_name=False, **gen)
-    continue_btn.click(continuer(True), continue_inputs, view, api_name=False, **gen)
-    branch_btn.click(brancher(True), branch_inputs, view, api_name=False, **gen).then(
+    problem.submit(streaming(start_run, True), run_inputs, view, **page)
+    continue_btn.click(streaming(start_continue, True), continue_inputs, view, **page)
+    branch_btn.click(streaming(start_branch, True), branch_inputs, view, **page).then(
         on_branches, current, branches, api_name=False).then(on_refresh, None, runs,
                                                              api_name=False)
     # The same three for API callers, whose result is the final value (no closing skips).
     api = gr.Button(visible=False)
-    api.click(runner(False), run_inputs, view, api_name="run", **gen)
-    api.click(continuer(False), continue_inputs, view, api_name="continue", **gen)
-    api.click(brancher(False), branch_inputs, view, api_name="branch", **gen)
+    api.click(streaming(start_run, False), run_inputs, view, api_name="run", **gen)
+    api.click(streaming(start_continue, False), continue_inputs, view, api_name="continue", **gen)
+    api.click(streaming(start_branch, False), branch_inputs, view, api_name="branch", **gen)
     stop_btn.click(on_stop, studio_state, None, api_name="stop", concurrency_limit=None)
     insert_btn.click(on_insert, [studio_state, hint_text, hint_pick], hint_text,
                      api_name="insert_hint", concurrency_limit=None)
