@@ -15,7 +15,7 @@ import contextlib
 import inspect
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +100,7 @@ class Engine:
         return Session(self, trajectory)
 
     async def run(self, problem: Trajectory | Problem | str,
-                  subscribers: list[Subscriber] = ()) -> Trajectory:
+                  subscribers: Sequence[Subscriber] = ()) -> Trajectory:
         session = self.start(problem)
         for s in subscribers:
             session.subscribe(s)
