@@ -15,7 +15,7 @@ RUN pip install -r requirements.txt
 COPY --chown=user . .
 USER user
 # Assemble and verify the embedded model at build time, not on the first visitor's request.
-RUN python -c "from startui.backends.embedded import default_model_path; print(default_model_path())"
+RUN python -c "from startui.infer.backends.embedded import default_model_path; print(default_model_path())"
 
 EXPOSE 7860
 CMD ["python", "app.py"]

@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from startui.backends.base import GenerationRequest  # noqa: E402
-from startui.backends.openai import OpenAIBackend  # noqa: E402
+from startui.infer.backends.base import GenerationRequest  # noqa: E402
+from startui.infer.backends.openai import OpenAIBackend  # noqa: E402
 
 PROBLEM = ("Let S be the sum of all primes below 1000 and T the number of them. Compute S, T and "
            "the average of those primes, then check every step with Python. ") * 16
@@ -51,7 +51,7 @@ async def collect(backend, prompt: str, max_tokens: int) -> tuple[str, int]:
 
 
 async def bench_transformers(repeat: int, train_steps: int) -> list[tuple[str, str]]:
-    from startui.backends.hf import TransformersBackend
+    from startui.infer.backends.hf import TransformersBackend
     from tests.tinymodel import build_tiny_model
 
     rows: list[tuple[str, str]] = []
@@ -171,7 +171,7 @@ async def bench_openai(repeat: int, skip_llama: bool) -> list[tuple[str, str]]:
          f"({api / raw:.2f} ×)"),
     ]
     if not skip_llama:
-        from startui.backends.llamacpp import LlamaCppBackend
+        from startui.infer.backends.llamacpp import LlamaCppBackend
 
         llama = LlamaCppBackend(n_ctx=2048)
         await asyncio.to_thread(llama.load)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from startui.backends.base import GenerationRequest  # noqa: E402
-from startui.backends.scripted import ScriptedBackend  # noqa: E402
-from startui.engine import Engine, EngineConfig  # noqa: E402
-from startui.hints import HintPolicy  # noqa: E402
+from startui.infer.backends.base import GenerationRequest  # noqa: E402
+from startui.infer.backends.scripted import ScriptedBackend  # noqa: E402
+from startui.infer.engine import Engine, EngineConfig  # noqa: E402
+from startui.infer.hints import HintPolicy  # noqa: E402
 
 
 def script(tokens: int) -> str:

@@ -1,4 +1,4 @@
-"""Benchmark startui.kernels against raw jupyter_client, measured in the same run.
+"""Benchmark startui.infer.kernels against raw jupyter_client, measured in the same run.
 
     python bench/bench_kernels.py [--runs 100] [--starts 10] [--no-write]
 
@@ -31,7 +31,7 @@ import ipykernel  # noqa: E402
 import jupyter_client  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
-from startui.kernels import Kernel, KernelPool  # noqa: E402
+from startui.infer.kernels import Kernel, KernelPool  # noqa: E402
 
 CELL = "print(1)"
 

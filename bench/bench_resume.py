@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from startui.backends.base import GenerationRequest  # noqa: E402
-from startui.backends.llamacpp import LlamaCppBackend  # noqa: E402
+from startui.infer.backends.base import GenerationRequest  # noqa: E402
+from startui.infer.backends.llamacpp import LlamaCppBackend  # noqa: E402
 
 QUESTION = "What is the sum of all primes below 1000? Use Python to check."
 TRACE = (

@@ -38,15 +38,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_store import synthetic  # noqa: E402
 
-from startui import rft  # noqa: E402
-from startui.export import ExportConfig, export  # noqa: E402
-from startui.generate import Batch, BatchConfig  # noqa: E402
-from startui.hints import HintPolicy  # noqa: E402
-from startui.kernels import Kernel, KernelPool  # noqa: E402
-from startui.models import ScoreRow, TrajectoryRow  # noqa: E402
-from startui.rft import SelectConfig  # noqa: E402
-from startui.scoring import SCORER  # noqa: E402
+from startui.answers import SCORER  # noqa: E402
+from startui.infer.hints import HintPolicy  # noqa: E402
+from startui.infer.kernels import Kernel, KernelPool  # noqa: E402
+from startui.rft import select as rft  # noqa: E402
+from startui.rft.export import ExportConfig, export  # noqa: E402
+from startui.rft.generate import Batch, BatchConfig  # noqa: E402
+from startui.rft.select import SelectConfig  # noqa: E402
 from startui.store import Store  # noqa: E402
+from startui.store.models import ScoreRow, TrajectoryRow  # noqa: E402
 from tests import rft_scripts  # noqa: E402
 
 

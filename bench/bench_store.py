@@ -32,8 +32,8 @@ from sqlalchemy import text, update
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from startui.events import SegmentFinished, TrajectoryFinished, TrajectoryStarted  # noqa: E402
-from startui.models import TrajectoryRow  # noqa: E402
 from startui.store import Recorder, Store  # noqa: E402
+from startui.store.models import TrajectoryRow  # noqa: E402
 from startui.trajectory import Problem, Segment, Trajectory  # noqa: E402
 
 WORDS = ("let", "the", "sum", "of", "primes", "below", "n", "check", "wait", "so", "we", "get",

@@ -61,8 +61,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from startui.backends.base import Chunk, GenerationRequest  # noqa: E402
-from startui.backends.scripted import ScriptedBackend  # noqa: E402
+from startui.infer.backends.base import Chunk, GenerationRequest  # noqa: E402
+from startui.infer.backends.scripted import ScriptedBackend  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -349,8 +349,8 @@ def run_once(args: argparse.Namespace, label: str, backend: Timed, question: str
              max_tokens: int, markers: int, timeout_s: float) -> Run:
     from playwright.sync_api import sync_playwright
 
-    from startui.studio import Services
     from startui.ui.app import build_app, launch, open_store
+    from startui.ui.studio import Services
 
     out = Run(label)
     tmp = tempfile.TemporaryDirectory(prefix="bench-ui-")
@@ -359,7 +359,7 @@ def run_once(args: argparse.Namespace, label: str, backend: Timed, question: str
     refresh = 0.05
     demo = build_app(services)
     try:
-        from startui.studio import Studio
+        from startui.ui.studio import Studio
 
         refresh = Studio(services).refresh
         run_fn = next(fn for fn in demo.fns.values() if fn.api_name == "run")
@@ -599,7 +599,7 @@ def main() -> None:
                  budget, script.markers, timeout_s=60 + 3 * args.tokens / args.rate)
     report(r, f"{args.rate:g} tok/s, delay={1 / args.rate:g}")
     if args.model:
-        from startui.backends.llamacpp import LlamaCppBackend
+        from startui.infer.backends.llamacpp import LlamaCppBackend
 
         llm = LlamaCppBackend()
         print("\nloading the embedded model ...", flush=True)

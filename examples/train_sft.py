@@ -7,7 +7,7 @@
     # *base* model again on D_START to get START (DESIGN.md section 1).
 
 What it does: reads the JSONL export, turns each row into token ids and labels with
-``startui.export.token_labels`` (-100 on the prompt and outside the row's ``loss_mask``: kernel
+``startui.rft.export.token_labels`` (-100 on the prompt and outside the row's ``loss_mask``: kernel
 outputs are never trained on, nor hints if the export masked them), and runs one
 ``SFTTrainer`` over the pre-tokenized data (TRL uses a ``labels`` column as is).
 
@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # startui without installing it
 
-from startui.export import FILES, token_labels  # noqa: E402
+from startui.rft.export import FILES, token_labels  # noqa: E402
 
 PAPER = {"learning_rate": 7e-6, "global_batch": 128, "epochs": 3.0, "max_length": 16384}
 

@@ -1,6 +1,6 @@
 """Entry point of every startui kernel process: apply the sandbox, then run ipykernel.
 
-`startui.kernels` starts ``python kernels/sandbox_launch.py -f {connection_file}`` with a
+`startui.infer.kernels` starts ``python kernels/sandbox_launch.py -f {connection_file}`` with a
 scrubbed environment.  The limits travel in the environment variable ``STARTUI_SANDBOX``
 (JSON), which is removed before any user code runs.  They are applied here, in the kernel
 process itself and before ipykernel is imported, so that everything the model's code does

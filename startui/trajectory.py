@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from startui.scoring import extract_boxed
+from startui.answers import extract_boxed
 
 Kind = Literal["think", "hint", "code", "output", "answer"]
 Source = Literal["model", "auto", "human", "kernel"]

@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from startui.backends.scripted import ScriptedBackend
-from startui.engine import Engine, EngineConfig
-from startui.hints import HintPolicy
+from startui.infer.backends.scripted import ScriptedBackend
+from startui.infer.engine import Engine, EngineConfig
+from startui.infer.hints import HintPolicy
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub is reachable: never wait for one
 
@@ -23,7 +23,7 @@ def _isolated_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 async def llama():
     """The embedded model, loaded once for every test that needs it (1.8 GB, ~3 s to load)."""
-    from startui.backends.llamacpp import LlamaCppBackend
+    from startui.infer.backends.llamacpp import LlamaCppBackend
 
     b = LlamaCppBackend(n_ctx=4096)
     await asyncio.to_thread(b.load)
@@ -41,7 +41,7 @@ def tiny_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 async def pool():
-    from startui.kernels import KernelPool
+    from startui.infer.kernels import KernelPool
 
     async with KernelPool(size=2, timeout=10) as p:
         yield p

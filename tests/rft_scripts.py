@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from startui.backends.scripted import ScriptedBackend
+from startui.infer.backends.scripted import ScriptedBackend
 from startui.trajectory import Problem
 
 _EXPR = re.compile(r"Compute ([0-9+*\- ()]+)\.")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from startui.studio import Services
 from startui.ui.app import build_app, default_settings
+from startui.ui.studio import Services
 
 
 def _generate_limit(demo) -> int:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from startui.backends.base import Backend, BackendError, Chunk, GenerationRequest, chatml
-from startui.engine import Engine, EngineConfig
-from startui.hints import HintPolicy
+from startui.infer.backends.base import Backend, BackendError, Chunk, GenerationRequest, chatml
+from startui.infer.engine import Engine, EngineConfig
+from startui.infer.hints import HintPolicy
 
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "Count from 1 to 100, separated by commas."}]
@@ -47,7 +47,7 @@ class Case:
 
 @pytest.fixture(scope="module")
 async def hf(tiny_dir):
-    from startui.backends.hf import TransformersBackend
+    from startui.infer.backends.hf import TransformersBackend
 
     b = TransformersBackend(str(tiny_dir), device="cpu")
     await asyncio.to_thread(b.load)
@@ -57,7 +57,7 @@ async def hf(tiny_dir):
 
 @pytest.fixture(scope="module")
 async def openai_backend(llama):
-    from startui.backends.openai import OpenAIBackend
+    from startui.infer.backends.openai import OpenAIBackend
 
     b = OpenAIBackend(base_urls=[llama.base_url + "/v1"])
     yield b
@@ -107,7 +107,7 @@ REAL = [pytest.param("llamacpp", marks=pytest.mark.model),
 
 @pytest.fixture(params=["scripted", "transformers", *REAL])
 def case(request) -> Case:
-    from startui.backends.scripted import ScriptedBackend
+    from startui.infer.backends.scripted import ScriptedBackend
 
     if request.param == "scripted":
         b = ScriptedBackend([continue_count] * 50)
@@ -224,7 +224,7 @@ CODE_SCRIPT = ["I will check with Python.\n```python\nprint(12345 * 6789)\n```\n
 
 @pytest.fixture(params=["scripted", pytest.param("openai", marks=pytest.mark.model)])
 def code_writer(request) -> Backend:
-    from startui.backends.scripted import ScriptedBackend
+    from startui.infer.backends.scripted import ScriptedBackend
 
     if request.param == "scripted":
         return ScriptedBackend(CODE_SCRIPT)

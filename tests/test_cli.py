@@ -81,7 +81,7 @@ def test_run_saves_to_the_store_unless_told_not_to(tmp_path):
 def test_each_part_has_its_colour_in_a_terminal():
     import io
 
-    from startui.cli import COLORS, TerminalPrinter
+    from startui.cli.run import COLORS, TerminalPrinter
     from startui.events import Notice, SegmentStarted, TextDelta
     from startui.trajectory import Segment
 

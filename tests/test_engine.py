@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from startui.events import SegmentFinished, SegmentStarted, TextDelta, TrajectoryFinished
-from startui.hints import MATH_HINTS, ROUND_HINTS
+from startui.infer.hints import MATH_HINTS, ROUND_HINTS
 from startui.trajectory import Trajectory
 
 

@@ -11,16 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from startui import cli
-from startui.export import (
+from startui.answers import SCORER
+from startui.rft.export import (
     ExportConfig,
     export,
     from_arrow_row,
     merge_spans,
     read_jsonl,
 )
-from startui.filters import ModifyConfig
-from startui.rft import SelectConfig
-from startui.scoring import SCORER
+from startui.rft.filters import ModifyConfig
+from startui.rft.select import SelectConfig
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
 

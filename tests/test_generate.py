@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from startui import cli
-from startui.analytics import category_table, collect, figures, mode_table, scaling_curve
-from startui.generate import Batch, BatchConfig, plan, reopen_cut_cell, trajectory_id
-from startui.hints import HintPolicy
-from startui.rft import score_run
+from startui.infer.hints import HintPolicy
+from startui.rft.analytics import category_table, collect, figures, mode_table, scaling_curve
+from startui.rft.generate import Batch, BatchConfig, plan, reopen_cut_cell, trajectory_id
+from startui.rft.select import score_run
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
 from tests import rft_scripts
@@ -98,9 +98,9 @@ async def test_a_stopped_batch_resumes_where_it_stopped_without_duplicates(store
 DRIVER = """
 import asyncio, json, sys
 sys.path.insert(0, {root!r})
-from startui.generate import Batch, BatchConfig
-from startui.hints import HintPolicy
-from startui.kernels import KernelPool
+from startui.rft.generate import Batch, BatchConfig
+from startui.infer.hints import HintPolicy
+from startui.infer.kernels import KernelPool
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
 from tests import rft_scripts

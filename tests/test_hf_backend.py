@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
-from startui.backends import make_backend
-from startui.backends.base import BackendError, GenerationRequest
-from startui.backends.hf import TransformersBackend
-from startui.backends.textstream import Detokenizer, StopMatcher, common_prefix
+from startui.infer.backends import make_backend
+from startui.infer.backends.base import BackendError, GenerationRequest
+from startui.infer.backends.hf import TransformersBackend
+from startui.infer.backends.textstream import Detokenizer, StopMatcher, common_prefix
 
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "What is the sum of the first ten primes?"}]

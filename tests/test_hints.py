@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from startui.hints import MATH_HINTS, ROUND_HINTS, Hint, HintLibrary, HintPolicy
+from startui.infer.hints import MATH_HINTS, ROUND_HINTS, Hint, HintLibrary, HintPolicy
 from startui.trajectory import Problem
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 import pytest_asyncio
 
-from startui.kernels import (
+from startui.infer.kernels import (
     ENV_ALLOW,
     KERNELS_DIR,
     ExecutionResult,

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from startui.backends import embedded
-from startui.backends.base import BackendError, GenerationRequest
-from startui.backends.llamacpp import LlamaCppBackend
-from startui.engine import Engine, EngineConfig
-from startui.hints import HintPolicy
+from startui.infer.backends import embedded
+from startui.infer.backends.base import BackendError, GenerationRequest
+from startui.infer.backends.llamacpp import LlamaCppBackend
+from startui.infer.engine import Engine, EngineConfig
+from startui.infer.hints import HintPolicy
 
 pytestmark = pytest.mark.model
 

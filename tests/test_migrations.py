@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from startui import migrations
-from startui.models import Base
-from startui.store import Store, StoreError
+from startui import resources
+from startui.store import Store, StoreError, migrations
+from startui.store.models import Base
 from tests.test_store import pg_url  # noqa: F401 - fixture
 
 FIRST = "0001"
@@ -148,7 +148,7 @@ def test_reopen_is_a_no_op(tmp_path):
 
 def test_migration_file_is_frozen():
     """Revisions must not import the models: a later model change would rewrite history."""
-    for path in (migrations.MIGRATIONS / "versions").glob("*.py"):
+    for path in (resources.migrations_dir() / "versions").glob("*.py"):
         code = path.read_text()
         assert "from startui" not in code and "import startui" not in code, path
 

@@ -9,10 +9,11 @@ import socket
 
 import pytest
 
-from startui.backends import make_backend
-from startui.backends.base import BackendError, GenerationRequest, chatml
-from startui.backends.openai import OpenAIBackend, normalize_url
-from startui.cli import backend_options, build_parser
+from startui.cli import build_parser
+from startui.cli.common import backend_options
+from startui.infer.backends import make_backend
+from startui.infer.backends.base import BackendError, GenerationRequest, chatml
+from startui.infer.backends.openai import OpenAIBackend, normalize_url
 from tests.fakeserver import FakeServer, Reply, Request, event, forever, sse
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -322,7 +323,7 @@ def test_cli_flags_reach_the_backend(monkeypatch):
 
 
 def test_options_for_other_backends_are_ignored_not_fatal():
-    from startui.backends.llamacpp import LlamaCppBackend
+    from startui.infer.backends.llamacpp import LlamaCppBackend
 
     b = make_backend("llamacpp", None, base_urls=["http://a:1"], api_key="k", device="cpu",
                      vllm_command="x", tokenizer=None, chat_template=None)
@@ -334,8 +335,8 @@ def test_options_for_other_backends_are_ignored_not_fatal():
 async def test_a_dropped_stream_keeps_the_trajectory_and_a_resume_finishes_it(pool):
     """Through the engine: the server dies mid-answer, the run ends in an error with the text so
     far kept; resuming sends exactly that prefix and finishes."""
-    from startui.engine import Engine, EngineConfig
-    from startui.hints import HintPolicy
+    from startui.infer.engine import Engine, EngineConfig
+    from startui.infer.hints import HintPolicy
     from tests.tinymodel import CHATML_TEMPLATE
 
     calls = []
@@ -370,9 +371,9 @@ async def test_a_dropped_stream_keeps_the_trajectory_and_a_resume_finishes_it(po
 
 def test_the_new_backends_satisfy_the_protocol_without_touching_anything():
     """isinstance reads every protocol member: none may reach a server or load weights."""
-    from startui.backends.base import Backend
-    from startui.backends.hf import TransformersBackend
-    from startui.backends.vllm import VLLMBackend
+    from startui.infer.backends.base import Backend
+    from startui.infer.backends.hf import TransformersBackend
+    from startui.infer.backends.vllm import VLLMBackend
 
     dead = f"http://127.0.0.1:{unused_port()}"
     for backend in (OpenAIBackend(base_urls=dead), VLLMBackend("m"), TransformersBackend("x")):

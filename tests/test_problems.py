@@ -10,15 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from startui import cli_store
-from startui.problems import (
+from startui.cli import store as cli_store
+from startui.store import Store
+from startui.store.problems import (
     SAMPLES,
     ProblemImportError,
     import_problems,
     load_sample_problems,
     parse_field_map,
 )
-from startui.store import Store
 
 GOOD = [
     {"id": 1, "question": "What is 2+2?", "answer": 4, "level": "easy"},

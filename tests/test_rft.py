@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from startui.filters import FilterConfig, ModifyConfig, check, modify, normalize_output
-from startui.repository import NotFoundError
-from startui.rft import SelectConfig, resolve_runs, select
-from startui.scoring import SCORER
+from startui.answers import SCORER
+from startui.rft.filters import FilterConfig, ModifyConfig, check, modify, normalize_output
+from startui.rft.select import SelectConfig, select
 from startui.store import Store
+from startui.store.repository import NotFoundError
 from startui.trajectory import Problem, Segment, Trajectory
 
 HINT = "Wait, I can use Python to check if my approach is correct and refine it, if necessary.\n"
@@ -203,8 +203,8 @@ def test_selection_reports_unscored_and_stale_scores(known):
 
 
 def test_runs_resolve_by_id_or_name_and_unknown_ones_say_what_exists(known):
-    assert resolve_runs(known, ["r1"]) == ["r1"]
+    assert known.resolve_runs(["r1"]) == ["r1"]
     with pytest.raises(NotFoundError, match="unknown run 'nope'; recent runs: r1"):
-        resolve_runs(known, ["nope"])
+        known.resolve_runs(["nope"])
     with pytest.raises(ValueError, match="at least one run"):
-        resolve_runs(known, [])
+        known.resolve_runs([])

@@ -7,18 +7,15 @@ import asyncio
 
 import pytest
 
-from startui.rft import score_run
-from startui.scoring import (
-    SCORER,
-    answers_match,
-    extract_answer,
-    extract_boxed,
+from startui.answers import SCORER, answers_match, extract_answer, extract_boxed
+from startui.rft.scoring import (
     final_answer,
     final_code,
     score_code,
     score_math,
     score_trajectory,
 )
+from startui.rft.select import score_run
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from startui import store as store_mod
+from startui import resources
 from startui.events import (
     Notice,
     SegmentFinished,
@@ -35,6 +35,7 @@ from startui.store import (
     default_url,
     normalize_url,
 )
+from startui.store import facade as store_mod
 from startui.trajectory import Problem, Segment, Trajectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,10 +67,12 @@ def _pg_admin_url() -> tuple[str, str | None]:
 @pytest.fixture
 def pg_url():
     """A fresh, empty PostgreSQL database for one test (dropped after it). Skips when no server
-    runs locally; fails when STARTUI_TEST_PG_URL names one that cannot be reached (CI)."""
+    runs locally; fails when STARTUI_TEST_PG_URL names one that cannot be reached, or when
+    STARTUI_REQUIRE_POSTGRES is set (CI: the postgres tests must run)."""
     admin, error = _pg_admin_url()
-    if error and os.environ.get("STARTUI_TEST_PG_URL"):
-        pytest.fail(f"STARTUI_TEST_PG_URL is set but unusable: {error}")
+    required = os.environ.get("STARTUI_TEST_PG_URL") or os.environ.get("STARTUI_REQUIRE_POSTGRES")
+    if error and required:
+        pytest.fail(f"PostgreSQL is required here but unusable: {error}")
     if error:
         pytest.skip("no PostgreSQL server: set STARTUI_TEST_PG_URL, or run "
                     "`eval \"$(.ci/postgres.sh)\"` to install and start one")
@@ -535,9 +538,16 @@ def test_default_url(monkeypatch, tmp_path):
     monkeypatch.setenv("STARTUI_DB_URL", "sqlite:///elsewhere.db")
     assert default_url() == "sqlite:///elsewhere.db"
     monkeypatch.delenv("STARTUI_DB_URL")
-    monkeypatch.setattr(store_mod, "SPACES_DATA", tmp_path / "absent")
-    assert default_url() == f"sqlite:///{ROOT / 'db' / 'startui.sqlite'}"
-    monkeypatch.setattr(store_mod, "SPACES_DATA", tmp_path)
+    monkeypatch.delenv("STARTUI_HOME", raising=False)
+    monkeypatch.setattr(resources, "SPACES_DATA", tmp_path / "absent")
+    assert default_url() == f"sqlite:///{ROOT / 'db' / 'startui.sqlite'}"  # a checkout: db/
+    monkeypatch.setattr(resources, "in_checkout", lambda: False)  # installed: the user's data
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_url() == f"sqlite:///{tmp_path / 'xdg' / 'startui' / 'startui.sqlite'}"
+    monkeypatch.setenv("STARTUI_HOME", str(tmp_path / "home"))
+    assert default_url() == f"sqlite:///{tmp_path / 'home' / 'startui.sqlite'}"
+    monkeypatch.delenv("STARTUI_HOME")
+    monkeypatch.setattr(resources, "SPACES_DATA", tmp_path)
     assert default_url() == f"sqlite:///{tmp_path / 'startui.sqlite'}"
     with Store() as s:  # creates the file in the data dir
         assert s.url == default_url()

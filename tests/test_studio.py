@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from startui.studio import RunSettings, Services, Studio
+from startui.ui.studio import RunSettings, Services, Studio
 from tests.tour import REFLECTION, tour_backend
 
 

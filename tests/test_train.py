@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from startui.export import export, read_jsonl, token_labels
-from startui.scoring import SCORER
+from startui.answers import SCORER
+from startui.rft.export import export, read_jsonl, token_labels
 from startui.store import Store
 from tests.test_export import trajectories
 

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def app(tmp_path_factory):
     from gradio_client import Client
 
-    from startui.studio import Services, _default_factory
     from startui.ui.app import build_app, launch, open_store
+    from startui.ui.studio import Services, _default_factory
 
     db = tmp_path_factory.mktemp("api") / "api.sqlite"
     def factory(settings):

@@ -30,8 +30,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    from startui.studio import Services
     from startui.ui.app import build_app, launch, open_store
+    from startui.ui.studio import Services
 
     db = tmp_path_factory.mktemp("browser") / "b.sqlite"
     services = Services(open_store(f"sqlite:///{db}"), pool_size=1,

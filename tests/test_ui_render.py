@@ -8,9 +8,9 @@ import io
 import gradio as gr
 from PIL import Image
 
-from startui.studio import Timing
 from startui.trajectory import Problem, Segment, Trajectory
 from startui.ui import render
+from startui.ui.studio import Timing
 
 
 def png_b64() -> str:

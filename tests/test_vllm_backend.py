@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from startui.backends import make_backend
-from startui.backends.base import BackendError, GenerationRequest, chatml
-from startui.backends.vllm import _LIVE, VLLMBackend
+from startui.infer.backends import make_backend
+from startui.infer.backends.base import BackendError, GenerationRequest, chatml
+from startui.infer.backends.vllm import _LIVE, VLLMBackend
 from tests.fakeserver import FakeServer, Reply, Request, event, sse
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a model name that is no directory is not looked up online
@@ -126,7 +126,7 @@ async def test_a_missing_vllm_says_how_to_install_it():
 def test_the_server_is_stopped_when_the_program_exits(health_command):
     """No close(): the atexit hook stops the server (its whole process group)."""
     child = textwrap.dedent(f"""
-        from startui.backends.vllm import VLLMBackend
+        from startui.infer.backends.vllm import VLLMBackend
         b = VLLMBackend("m", command={health_command!r}, startup_timeout=30)
         b.start()
         print(b.process.pid, flush=True)
@@ -140,7 +140,7 @@ def test_the_server_is_stopped_when_the_program_exits(health_command):
 @pytest.mark.model
 async def test_managed_path_end_to_end_with_a_real_openai_compatible_server():
     """The embedded llama.cpp as the 'vllm serve' process: started, streamed from, stopped."""
-    command = "{python} -m startui.backends.serve_llamacpp --port {port} --ctx 2048"
+    command = "{python} -m startui.infer.backends.serve_llamacpp --port {port} --ctx 2048"
     b = VLLMBackend("embedded", command=command, startup_timeout=120)
     try:
         messages = [{"role": "system", "content": "Be brief."},

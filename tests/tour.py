@@ -3,7 +3,7 @@ number of runs, continues and branches can share it in any order."""
 
 from __future__ import annotations
 
-from startui.backends.scripted import ScriptedBackend
+from startui.infer.backends.scripted import ScriptedBackend
 
 PLOT_CODE = (
     "import matplotlib.pyplot as plt\n"

@@ -8,9 +8,9 @@ from typing import Any
 
 import gradio as gr
 
-from startui.studio import RunSettings, Services, Studio
 from startui.ui import render
 from startui.ui.live import build_live_tab
+from startui.ui.studio import RunSettings, Services, Studio
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
               concurrency: int | None = None, defaults: RunSettings | None = None,
               ) -> gr.Blocks:
     services = services or Services(open_store(db_url))
-    from startui.problems import load_sample_problems
+    from startui.store.problems import load_sample_problems
 
     examples = [p for p in load_sample_problems() if p.kind == "math"]
     defaults = defaults or default_settings()

@@ -1,6 +1,6 @@
 """The first tab: ask, watch the model think, steer it with hints, see its code run, keep it.
 
-Every callback here only wires :class:`~startui.studio.Studio` calls to components and turns
+Every callback here only wires :class:`~startui.ui.studio.Studio` calls to components and turns
 library errors into messages a person reads (never a traceback).
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import gradio as gr
 
-from startui.studio import RunSettings, Services, Studio
 from startui.trajectory import Problem, Trajectory
 from startui.ui import render
+from startui.ui.studio import RunSettings, Services, Studio
 
 BACKENDS = ["llamacpp", "openai", "vllm", "transformers", "scripted"]
 CUSTOM_HINT = "(type your own)"

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from startui.studio import Timing
 from startui.trajectory import Segment, Trajectory
+from startui.ui.studio import Timing
 
 IMAGE_DIR = Path(tempfile.gettempdir()) / "startui-images"
 Message = dict[str, Any]

@@ -1,0 +1,390 @@
+"""The training-ready export of a Hint-RFT selection: JSONL, Parquet and a `datasets` directory.
+
+One row per trajectory. ``prompt`` + ``completion`` is exactly the text the model continued from
+and wrote (the chat template applied), ``messages`` the same conversation in chat form,
+``segments`` the typed pieces with their ``[start, end)`` offsets in ``completion``, and
+``loss_mask`` the spans of ``completion`` to train on: kernel outputs are never trained on (the
+model must not learn to invent them), hints optionally not. :func:`token_labels` turns a row into
+token ids and labels (-100 outside the mask) for any tokenizer with offset mapping, which is what
+TRL's ``SFTTrainer`` takes.
+
+Every row carries its provenance (problem, run, model, settings, reviewer, version, scores, and
+the modifications applied). The data is deterministic: the same store and options give
+byte-identical files, so the manifest's sha256 identifies a dataset; only the manifest's own
+``created_at`` varies, and the checksum does not cover it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from startui.rft.filters import ModifyConfig, modify
+from startui.rft.select import SelectConfig, Selection, mode_of, select
+from startui.store.records import Record
+from startui.store.repository import jsonable
+
+if TYPE_CHECKING:
+    from startui.store import Store
+
+EXPORT_FORMAT = "startui-hint-rft/1"
+FORMATS = ("jsonl", "parquet", "datasets")
+FILES = {"jsonl": "data.jsonl", "parquet": "data.parquet", "datasets": "dataset"}
+MaskHints = Literal["none", "human", "all"]
+# Free-form provenance: nested objects in JSONL, JSON text in Parquet/datasets (Arrow needs one
+# schema for every row, and settings differ between backends).
+JSON_COLUMNS = ("settings", "scores", "modifications")
+_SEGMENT_META = ("category", "error")
+
+
+@dataclass
+class ExportConfig:
+    formats: tuple[str, ...] = FORMATS
+    mask_hints: MaskHints = "none"
+    modify: ModifyConfig = field(default_factory=ModifyConfig)
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ValueError(f"unknown export format(s) {', '.join(bad) or '(none)'}; choose "
+                             f"from {', '.join(FORMATS)}")
+        if self.mask_hints not in ("none", "human", "all"):
+            raise ValueError(f"mask_hints must be none, human or all, not {self.mask_hints!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"formats": list(self.formats), "mask_hints": self.mask_hints,
+                "modify": self.modify.to_dict()}
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+def trained(kind: str, source: str, mask_hints: MaskHints) -> bool:
+    if kind == "output":
+        return False
+    if kind == "hint":
+        return mask_hints == "none" or (mask_hints == "human" and source != "human")
+    return True
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if out and s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return out
+
+
+def build_row(rec: Record, cfg: ExportConfig, dataset: str) -> dict[str, Any]:
+    """The export row of one selected trajectory (modifications applied and recorded)."""
+    mod = modify(rec.trajectory, cfg.modify)
+    traj = mod.trajectory
+    completion = traj.completion()
+    segments = []
+    mask = []
+    for seg, (start, end) in zip(traj.segments, traj.spans(), strict=True):
+        segments.append({"kind": seg.kind, "source": seg.source, "start": start, "end": end,
+                         **{k: (None if seg.meta.get(k) is None else str(seg.meta[k]))
+                            for k in _SEGMENT_META}})
+        if trained(seg.kind, seg.source, cfg.mask_hints):
+            mask.append((start, end))
+    settings = traj.settings
+    engine = settings.get("engine") if isinstance(settings.get("engine"), dict) else {}
+    system = engine.get("system_prompt") if isinstance(engine, dict) else None
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": traj.problem.question},
+        {"role": "assistant", "content": completion}]
+    problem = traj.problem
+    sample = settings.get("sample")
+    score = rec.score
+    return {
+        "id": traj.id,
+        "dataset": dataset,
+        "messages": messages,
+        "prompt": traj.prompt,
+        "completion": completion,
+        "segments": segments,
+        "loss_mask": merge_spans(mask),
+        "problem": {"id": problem.id, "kind": problem.kind, "answer": problem.answer,
+                    "source": problem.meta.get("source")},
+        "run": rec.run_id,
+        "model": None if settings.get("model") is None else str(settings.get("model")),
+        "backend": None if settings.get("backend") is None else str(settings.get("backend")),
+        "mode": mode_of(traj),
+        "sample": sample if isinstance(sample, int) and not isinstance(sample, bool) else None,
+        "review": {"status": rec.review_status, "reviewer": rec.reviewer,
+                   "editors": list(rec.editors)},
+        "version": rec.version,
+        "settings": jsonable(dict(settings)),
+        "scores": {} if score is None else {"rule": {
+            "correct": score.correct, "value": score.value, "detail": jsonable(score.detail)}},
+        "modifications": mod.records,
+    }
+
+
+def dumps(row: dict[str, Any]) -> str:
+    """One canonical JSON line (sorted keys, no spaces): byte-stable across runs."""
+    return json.dumps(row, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+# --- Arrow -----------------------------------------------------------------------------------
+
+def arrow_schema() -> Any:
+    import pyarrow as pa
+
+    s = pa.string()
+    return pa.schema([
+        ("id", s), ("dataset", s),
+        ("messages", pa.list_(pa.struct([("role", s), ("content", s)]))),
+        ("prompt", s), ("completion", s),
+        ("segments", pa.list_(pa.struct([("kind", s), ("source", s), ("start", pa.int64()),
+                                         ("end", pa.int64()), ("category", s), ("error", s)]))),
+        ("loss_mask", pa.list_(pa.list_(pa.int64()))),
+        ("problem", pa.struct([("id", s), ("kind", s), ("answer", s), ("source", s)])),
+        ("run", s), ("model", s), ("backend", s), ("mode", s), ("sample", pa.int64()),
+        ("review", pa.struct([("status", s), ("reviewer", s), ("editors", pa.list_(s))])),
+        ("version", pa.int64()),
+        *[(c, s) for c in JSON_COLUMNS],
+    ])
+
+
+def to_arrow_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for c in JSON_COLUMNS:
+        out[c] = json.dumps(row[c], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return out
+
+
+def from_arrow_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet/datasets row back to the JSONL shape (JSON text columns decoded)."""
+    out = dict(row)
+    for c in JSON_COLUMNS:
+        out[c] = json.loads(row[c])
+    return out
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Writers:
+    """Streams rows to the enabled formats' temporary files; ``commit`` moves them in place."""
+
+    def __init__(self, out: Path, formats: Sequence[str], batch: int = 1000) -> None:
+        self.out, self.formats, self.batch = out, formats, batch
+        self.tmp = {f: out / f".{FILES[f]}.tmp" for f in formats}
+        self._jsonl = self.tmp["jsonl"].open("w", encoding="utf-8", newline="\n") \
+            if "jsonl" in formats else None
+        self._pq: Any = None
+        self._rows: list[dict[str, Any]] = []
+        if "parquet" in formats or "datasets" in formats:
+            import pyarrow.parquet as pq
+
+            target = self.tmp.get("parquet") or out / ".data.parquet.for-datasets.tmp"
+            self.tmp.setdefault("parquet-staging", target)
+            self._pq = pq.ParquetWriter(target, arrow_schema(), compression="zstd")
+
+    def write(self, row: dict[str, Any], line: str) -> None:
+        """``line`` is ``dumps(row) + "\\n"``, computed once by the caller (it is hashed too)."""
+        if self._jsonl is not None:
+            self._jsonl.write(line)
+        if self._pq is not None:
+            self._rows.append(to_arrow_row(row))
+            if len(self._rows) >= self.batch:
+                self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._rows:
+            self._pq.write_table(pa.Table.from_pylist(self._rows, schema=arrow_schema()))
+            self._rows = []
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+        if self._pq is not None:
+            self._flush()
+            self._pq.close()
+
+    def abort(self) -> None:
+        self.close()
+        for path in self.tmp.values():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    def commit(self, fingerprint: str) -> dict[str, dict[str, Any]]:
+        self.close()
+        files: dict[str, dict[str, Any]] = {}
+        staging = self.tmp.get("parquet-staging")
+        if "datasets" in self.formats:
+            files[FILES["datasets"] + "/"] = self._datasets_dir(staging, fingerprint)
+        for fmt in ("jsonl", "parquet"):
+            if fmt in self.formats:
+                final = self.out / FILES[fmt]
+                os.replace(self.tmp[fmt], final)
+                files[FILES[fmt]] = {"sha256": sha256_file(final),
+                                     "bytes": final.stat().st_size}
+        if staging is not None and "parquet" not in self.formats:
+            staging.unlink(missing_ok=True)
+        return files
+
+    def _datasets_dir(self, parquet: Path | None, fingerprint: str) -> dict[str, Any]:
+        try:
+            import datasets
+            from datasets.table import InMemoryTable
+        except ImportError as e:
+            raise ValueError("the datasets format needs the `datasets` package (pip install "
+                             "datasets), or leave it out: --formats jsonl,parquet") from e
+        import pyarrow.parquet as pq
+
+        assert parquet is not None
+        tmp_dir = self.out / f".{FILES['datasets']}.tmp"
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        ds = datasets.Dataset(InMemoryTable(pq.read_table(parquet)), fingerprint=fingerprint)
+        quiet = datasets.are_progress_bars_disabled()
+        datasets.disable_progress_bars()  # our own progress line is enough
+        try:
+            ds.save_to_disk(str(tmp_dir))
+        finally:
+            if not quiet:
+                datasets.enable_progress_bars()
+        final = self.out / FILES["datasets"]
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp_dir, final)
+        return {"rows": ds.num_rows, "files": sorted(p.name for p in final.iterdir())}
+
+
+@dataclass
+class ExportResult:
+    manifest: dict[str, Any]
+    selection: Selection
+    out: Path
+    seconds: dict[str, float] = field(default_factory=dict)  # select / write (not in manifest)
+
+
+def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
+           select_config: SelectConfig | None = None, config: ExportConfig | None = None,
+           on_progress: Callable[[int, int], Any] | None = None) -> ExportResult:
+    """Select (:func:`startui.rft.select`), modify and write the dataset into the folder ``out``:
+    ``data.jsonl``, ``data.parquet``, ``dataset/`` (``datasets.load_from_disk``) and
+    ``manifest.json``. Files are written under temporary names and moved in place at the end, so
+    an interrupted export leaves the previous one intact."""
+    config = config or ExportConfig()
+    select_config = select_config or SelectConfig()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the export goes into a folder (it will hold "
+                         f"{', '.join(FILES[f] for f in config.formats)} and manifest.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    selection = select(store, run_ids, select_config)
+    t1 = time.perf_counter()
+    writers = _Writers(out, config.formats)
+    counts: Counter[str] = Counter()
+    trained_chars = total_chars = 0
+    digest = hashlib.sha256()
+    try:
+        for n, rec in enumerate(store.load_records(selection.ids), 1):
+            row = build_row(rec, config, select_config.dataset)
+            line = dumps(row) + "\n"
+            writers.write(row, line)
+            digest.update(line.encode("utf-8"))
+            counts[f"kind:{row['problem']['kind']}"] += 1
+            counts[f"run:{row['run']}"] += 1
+            counts[f"mode:{row['mode']}"] += 1
+            total_chars += len(row["completion"])
+            trained_chars += sum(e - s for s, e in row["loss_mask"])
+            if on_progress is not None:
+                on_progress(n, len(selection.ids))
+        rows = sum(v for k, v in counts.items() if k.startswith("kind:"))
+        checksum = digest.hexdigest()
+        files = writers.commit(fingerprint=checksum[:16])
+    except BaseException:
+        writers.abort()
+        raise
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),  # not in the checksum
+        "runs": list(run_ids),
+        "dataset": select_config.dataset,
+        "options": {"select": select_config.to_dict(), "export": config.to_dict()},
+        "counts": {"rows": rows, "problems": selection.report.problems_selected,
+                   "by_kind": _group(counts, "kind:"), "by_run": _group(counts, "run:"),
+                   "by_mode": _group(counts, "mode:"), "completion_chars": total_chars,
+                   "trained_chars": trained_chars},
+        "selection": selection.report.to_dict(),
+        "json_columns": list(JSON_COLUMNS),
+        "files": files,
+        "checksum": {"algorithm": "sha256", "of": "the canonical JSON lines of every row "
+                     "(= sha256 of data.jsonl)", "value": checksum},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                       encoding="utf-8")
+    return ExportResult(manifest, selection, out,
+                        {"select": t1 - t0, "write": time.perf_counter() - t1})
+
+
+def _group(counts: Counter[str], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILES["jsonl"]
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+# --- training labels -------------------------------------------------------------------------
+
+def token_labels(row: dict[str, Any], tokenizer: Any, *, max_length: int | None = None,
+                 add_eos: bool = True) -> dict[str, list[int]]:
+    """``input_ids`` and ``labels`` for one exported row: the prompt and every token not wholly
+    inside a ``loss_mask`` span get -100 (a token straddling a kernel output's edge is masked:
+    when in doubt, do not train on text the model did not write). With ``add_eos`` the
+    tokenizer's end-of-sequence token follows the completion and is trained on, so the model
+    learns to stop. Needs a fast tokenizer (``return_offsets_mapping``)."""
+    prompt, completion = row["prompt"], row["completion"]
+    text = prompt + completion
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(enc["input_ids"])
+    offsets = enc["offset_mapping"]
+    base = len(prompt)
+    starts = [base + s for s, _ in row["loss_mask"]]
+    ends = [base + e for _, e in row["loss_mask"]]
+    labels = []
+    for tid, (s, e) in zip(ids, offsets, strict=True):
+        i = bisect.bisect_right(starts, s) - 1
+        inside = e > s and i >= 0 and s >= starts[i] and e <= ends[i]
+        labels.append(tid if inside else -100)
+    if add_eos and tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+        labels.append(tokenizer.eos_token_id)
+    if max_length is not None:
+        ids, labels = ids[:max_length], labels[:max_length]
+    return {"input_ids": ids, "labels": labels}
