@@ -44,7 +44,9 @@ _API = {
     "select": "startui.rft.select", "SelectConfig": "startui.rft.select",
     "export": "startui.rft.export", "ExportConfig": "startui.rft.export",
 }
-__all__ = sorted(_API)
+__all__ = ["Backend", "Engine", "EngineConfig", "ExportConfig", "HintLibrary", "HintPolicy",
+           "KernelPool", "Problem", "Recorder", "SelectConfig", "Segment", "Store", "Trajectory",
+           "export", "make_backend", "select"]
 
 if TYPE_CHECKING:
     from startui.infer.backends import Backend, make_backend

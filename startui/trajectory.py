@@ -18,6 +18,7 @@ from startui.answers import extract_boxed
 Kind = Literal["think", "hint", "code", "output", "answer"]
 Source = Literal["model", "auto", "human", "kernel"]
 Status = Literal["running", "finished", "cancelled", "error", "interrupted"]
+TOOL_LIMIT_ERROR = "ToolCallLimit"  # the error of a cell the tool-call cap refused to run
 STATUSES: tuple[Status, ...] = ("running", "finished", "cancelled", "error", "interrupted")
 
 KINDS: tuple[Kind, ...] = ("think", "hint", "code", "output", "answer")
@@ -127,6 +128,20 @@ class Trajectory:
             out.append((pos, pos + n))
             pos += n
         return out
+
+    @property
+    def ends_in_error(self) -> bool:
+        """The last cell that ran ended in an error (a traceback, a timeout, a dead kernel) and
+        no later cell ran to fix it. A cell the tool-call cap refused did not run."""
+        for s in reversed(self.segments):
+            if s.kind == "output" and s.source == "kernel" and \
+                    s.meta.get("error") != TOOL_LIMIT_ERROR:
+                return bool(s.meta.get("error"))
+        return False
+
+    @property
+    def human_hints(self) -> int:
+        return sum(1 for s in self.segments if s.kind == "hint" and s.source == "human")
 
     @property
     def tool_calls(self) -> int:

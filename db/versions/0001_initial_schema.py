@@ -1,7 +1,7 @@
 """Initial schema: problems, runs, trajectories, segments, artifacts, scores, reviews, revisions.
 
 Hand-checked autogenerate output. Types are spelled out here (not imported from
-startui.store.models) so this revision stays what it was when later revisions change the models.
+startui.models) so this revision stays what it was when later revisions change the models.
 
 Revision ID: 0001
 Revises:

@@ -31,7 +31,7 @@ from startui.events import (
 )
 from startui.infer.backends.base import Backend, BackendError, GenerationRequest
 from startui.infer.hints import Hint, HintPolicy
-from startui.trajectory import CODE_OPEN, FENCE, Problem, Segment, Trajectory
+from startui.trajectory import CODE_OPEN, FENCE, TOOL_LIMIT_ERROR, Problem, Segment, Trajectory
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that solves problems by reasoning step by step. You can write "
@@ -537,7 +537,7 @@ class Session:
         if traj.tool_calls > cfg.max_tool_calls:
             text = (f"Tool call limit reached ({cfg.max_tool_calls} of {cfg.max_tool_calls} "
                     "used): this code was not run. Finish without running more code.")
-            out = Segment("output", text, "kernel", {"error": "ToolCallLimit"})
+            out = Segment("output", text, "kernel", {"error": TOOL_LIMIT_ERROR})
             await self._emit(Notice(traj.id, "tool-call cap reached", "warning"))
         else:
             kernel = await self._get_kernel()

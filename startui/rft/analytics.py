@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from startui.answers import answers_match, extract_answer
-from startui.rft.filters import TOOL_LIMIT_ERROR
 from startui.rft.select import GREEDY, mode_of
 from startui.store.records import Record
+from startui.trajectory import TOOL_LIMIT_ERROR
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

@@ -15,11 +15,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from startui.trajectory import Segment, Trajectory
+from startui.trajectory import TOOL_LIMIT_ERROR, Segment, Trajectory
 
 RULES = ("repetition", "no_tool_call", "unresolved_error", "too_long", "too_short",
          "tool_call_cap")
-TOOL_LIMIT_ERROR = "ToolCallLimit"  # what the engine writes when the cap stops a cell
 _WORD = re.compile(r"\S+")
 _SCRATCH = re.compile(r"/tmp/startui-work-[A-Za-z0-9_]+/?")
 
@@ -92,8 +91,7 @@ def executed_outputs(traj: Trajectory) -> list[Segment]:
 def has_unresolved_error(traj: Trajectory) -> bool:
     """The last cell that ran ended in an error (a traceback, a timeout, a dead kernel) and no
     later cell ran to fix it."""
-    outs = executed_outputs(traj)
-    return bool(outs) and bool(outs[-1].meta.get("error"))
+    return traj.ends_in_error
 
 
 def exceeded_tool_cap(traj: Trajectory, cap: int) -> bool:

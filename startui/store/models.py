@@ -49,8 +49,12 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-REVIEW_STATES = ("pending", "accepted", "rejected")
-DECISIONS = ("accepted", "rejected")
+# A trajectory's review status is its latest decision: "skipped" (a reviewer passed on it) and
+# "needs_review" (a reviewer asks for a second opinion) keep it out of the accepted set.
+REVIEW_STATES = ("pending", "accepted", "rejected", "skipped", "needs_review")
+DECISIONS = ("accepted", "rejected", "skipped", "needs_review")
+VERDICTS = ("correct", "wrong")  # trajectories.verdict; NULL is "unscored"
+ROLES = ("admin", "reviewer", "viewer")
 
 
 def utcnow() -> datetime:
@@ -163,10 +167,17 @@ class TrajectoryRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the review queue filters and sorts on, kept current with the segments (derived()):
+    verdict: Mapped[str | None] = mapped_column(String(8))  # current rule score; NULL: unscored
+    human_hints: Mapped[int] = mapped_column(Integer, default=0)
+    ends_in_error: Mapped[bool] = mapped_column(Boolean, default=False)
+    length: Mapped[int] = mapped_column(Integer, default=0)  # characters of all segments
+    shuffle: Mapped[int] = mapped_column(Integer, default=0)  # a hash of the id: "shuffled" order
 
     __table_args__ = (
         # The review queue: finished + pending, oldest first (optionally within one run).
         Index("ix_trajectories_queue", "status", "review_status", "created_at", "id"),
+        Index("ix_trajectories_queue_length", "status", "review_status", "length", "id"),
         Index("ix_trajectories_run_queue", "run_id", "status", "review_status", "created_at"),
         # "Recent runs" and the problem page.
         Index(None, "created_at"),
@@ -249,6 +260,10 @@ class ReviewRow(Base):
     score: Mapped[float | None] = mapped_column(Float)
     notes: Mapped[str] = mapped_column(Text, default="")
     trajectory_version: Mapped[int] = mapped_column(Integer)
+    labels: Mapped[list[str]] = mapped_column(JSONType, default=list)  # from the label set
+    # {"previous_status": …, "stale_override": reason, …}: what undo and audits need
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undo keeps the row
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -272,6 +287,53 @@ class RevisionRow(Base):
     editor: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     segments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    # The re-run of this revision's code in a fresh kernel: {"ran_at", "stale": [{"position",
+    # "stored", "fresh", "error"}]}; None when the revision's code was not re-run.
+    checks: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("trajectory_id", "version"),)
+
+
+class StepLabelRow(Base):
+    """A reviewer's process-supervision label of one segment of one revision (PRM800K's
+    convention: +1 good, 0 neutral, -1 wrong; no row is "unlabelled", which is not 0)."""
+
+    __tablename__ = "step_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    trajectory_version: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int] = mapped_column(Integer)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("trajectory_id", "trajectory_version", "reviewer", "position"),
+        Index(None, "trajectory_id", "trajectory_version"),
+    )
+
+
+class UserRow(Base):
+    """A person who reviews. ``password_hash`` is a salted scrypt hash (None for people who log
+    in through Hugging Face); ``role`` is admin, reviewer or viewer."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(16), default="reviewer")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SettingRow(Base):
+    """Team-wide settings edited in the app: the review guidelines (markdown), the label set."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -130,7 +130,16 @@ def derived(segments: Sequence[Segment]) -> dict[str, Any]:
     """Counters and final answer, computed exactly as :class:`Trajectory` does."""
     t = Trajectory(problem=Problem(question=""), prompt="", segments=list(segments))
     return {"tool_calls": t.tool_calls, "hints": t.hints, "n_segments": len(segments),
-            "answer": t.answer}
+            "answer": t.answer, "human_hints": t.human_hints, "ends_in_error": t.ends_in_error,
+            "length": sum(len(s.text) for s in segments),
+            # any change of the segments makes the rule score stale until it is re-scored
+            "verdict": None}
+
+
+def shuffle_key(trajectory_id: str) -> int:
+    """A stable pseudo-random key per trajectory: the queue's "shuffled" order permutes it with a
+    seed (31 bits, so seed arithmetic stays inside 64-bit integers on every database)."""
+    return int(hashlib.sha1(trajectory_id.encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def problem_identity(p: Problem) -> tuple[str, str, str]:
@@ -379,7 +388,8 @@ def save_trajectory(s: Session, traj: Trajectory, *, worker: str | None) -> None
     elif row is None or row.finished_at is None or row.status == "running":
         values["finished_at"] = now
     if row is None:
-        s.add(TrajectoryRow(id=traj.id, version=1, review_status="pending", **values))
+        s.add(TrajectoryRow(id=traj.id, version=1, review_status="pending",
+                            shuffle=shuffle_key(traj.id), **values))
         s.flush()
     else:
         for k, v in values.items():
@@ -418,7 +428,8 @@ def insert_trajectories(s: Session, trajs: Sequence[Trajectory], *, worker: str 
                      "created_at": parse_ts(t.created_at), "updated_at": now,
                      "finished_at": None if t.status == "running" else now,
                      "worker": worker if t.status == "running" else None,
-                     "version": 1, "review_status": "pending", **derived(t.segments)})
+                     "version": 1, "review_status": "pending", "shuffle": shuffle_key(t.id),
+                     **derived(t.segments)})
     s.execute(insert(TrajectoryRow.__table__), rows)
     for t in trajs:
         values = [_segment_values(seg) for seg in t.segments]

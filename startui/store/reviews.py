@@ -26,6 +26,7 @@ from startui.store.repository import (
     load_segments,
     sync_segments,
 )
+from startui.answers import SCORER
 from startui.trajectory import Segment
 
 
@@ -166,6 +167,8 @@ def add_score(s: Session, tid: str, *, scorer: str, correct: bool | None = None,
     r = ScoreRow(trajectory_id=tid, scorer=scorer, correct=correct, value=value,
                  detail=jsonable(detail or {}), trajectory_version=row.version)
     s.add(r)
+    if scorer == SCORER:  # the review queue filters on the current rule verdict
+        row.verdict = None if correct is None else "correct" if correct else "wrong"
     s.flush()
     return r.id
 
