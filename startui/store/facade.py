@@ -36,6 +36,7 @@ from sqlalchemy.pool import StaticPool
 
 from startui import resources
 from startui.store import queries, records, repository, reviews
+from startui.store import queue as review_queue
 from startui.store.models import TrajectoryRow
 from startui.store.queries import TrajectorySummary
 from startui.store.repository import ConflictError, NotFoundError, StoreError
@@ -429,10 +430,78 @@ class Store:
 
     def add_review(self, trajectory_id: str, *, reviewer: str, decision: str | None = None,
                    score: float | None = None, notes: str = "",
-                   expected_version: int | None = None) -> Review:
+                   expected_version: int | None = None, labels: Sequence[str] = (),
+                   detail: dict[str, Any] | None = None) -> Review:
         return self.write(lambda s: reviews.add_review(
             s, trajectory_id, reviewer=reviewer, decision=decision, score=score, notes=notes,
+            expected_version=expected_version, labels=labels, detail=detail))
+
+    def undo_last_decision(self, reviewer: str) -> Review | None:
+        """Undo ``reviewer``'s latest decision (None when there is none left to undo)."""
+        return self.write(lambda s: reviews.undo_last_decision(s, reviewer))
+
+    # --- the review queue --------------------------------------------------------------------
+
+    def queue_page(self, f: review_queue.QueueFilter, *, after: list[Any] | None = None,
+                   limit: int = 20, exclude: tuple[str, ...] = ()) -> review_queue.QueuePage:
+        with self.read() as s:
+            return review_queue.page(s, f, after=after, limit=limit, exclude=exclude)
+
+    def queue_counts(self, f: review_queue.QueueFilter) -> dict[str, int]:
+        with self.read() as s:
+            return review_queue.counts(s, f)
+
+    def reviewer_progress(self, reviewer: str, *, since: datetime | None = None,
+                          ) -> dict[str, int]:
+        with self.read() as s:
+            return review_queue.progress(s, reviewer, since=since)
+
+    # --- step labels, re-run checks ----------------------------------------------------------
+
+    def set_step_labels(self, trajectory_id: str, *, reviewer: str,
+                        labels: dict[int, int | None], expected_version: int | None = None,
+                        ) -> int:
+        return self.write(lambda s: reviews.set_step_labels(
+            s, trajectory_id, reviewer=reviewer, labels=labels,
             expected_version=expected_version))
+
+    def step_labels(self, trajectory_id: str, version: int | None = None,
+                    ) -> dict[str, dict[int, int]]:
+        with self.read() as s:
+            return reviews.step_labels(s, trajectory_id, version)
+
+    def set_revision_checks(self, trajectory_id: str, version: int,
+                            checks: dict[str, Any]) -> None:
+        self.write(lambda s: reviews.set_revision_checks(s, trajectory_id, version, checks))
+
+    # --- people and team settings ------------------------------------------------------------
+
+    def upsert_user(self, name: str, *, role: str = "reviewer", password_hash: str | None = None,
+                    keep_password: bool = False) -> reviews.User:
+        return self.write(lambda s: reviews.upsert_user(
+            s, name, role=role, password_hash=password_hash, keep_password=keep_password))
+
+    def get_user(self, name: str) -> reviews.User | None:
+        with self.read() as s:
+            return reviews.get_user(s, name)
+
+    def password_hash_of(self, name: str) -> str | None:
+        with self.read() as s:
+            return reviews.password_hash_of(s, name)
+
+    def list_users(self) -> list[reviews.User]:
+        with self.read() as s:
+            return reviews.list_users(s)
+
+    def remove_user(self, name: str) -> None:
+        self.write(lambda s: reviews.remove_user(s, name))
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self.read() as s:
+            return reviews.get_setting(s, key, default)
+
+    def set_setting(self, key: str, value: Any, *, by: str | None = None) -> None:
+        self.write(lambda s: reviews.set_setting(s, key, value, by=by))
 
     def list_reviews(self, trajectory_id: str) -> list[Review]:
         with self.read() as s:

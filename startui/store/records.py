@@ -17,7 +17,14 @@ from sqlalchemy import select as sql
 from sqlalchemy.orm import Session
 
 from startui.answers import SCORER, ScoreResult
-from startui.store.models import ReviewRow, RevisionRow, RunRow, ScoreRow, TrajectoryRow
+from startui.store.models import (
+    ReviewRow,
+    RevisionRow,
+    RunRow,
+    ScoreRow,
+    StepLabelRow,
+    TrajectoryRow,
+)
 from startui.store.repository import NotFoundError, load_many
 from startui.trajectory import Trajectory
 
@@ -53,6 +60,10 @@ class Record:
     score: ScoreResult | None  # the current rule score (None: unscored, or scored before an edit)
     score_stale: bool = False
     editors: list[str] = field(default_factory=list)  # who edited it (revisions), in order
+    # Process supervision of this version: {position: -1 | 0 | +1} by ``labelled_by`` (the
+    # deciding reviewer's labels when they labelled it, else the latest labeller's)
+    step_labels: dict[int, int] = field(default_factory=dict)
+    labelled_by: str | None = None
     created_at: Any = None  # the row's, for keyset paging
 
     @property
@@ -71,7 +82,8 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
         scores[sc.trajectory_id] = sc  # the newest wins
     reviewers: dict[str, str] = {}
     for rv in s.execute(sql(ReviewRow.trajectory_id, ReviewRow.reviewer)
-                        .where(ReviewRow.trajectory_id.in_(ids), ReviewRow.decision.is_not(None))
+                        .where(ReviewRow.trajectory_id.in_(ids), ReviewRow.decision.is_not(None),
+                               ReviewRow.undone_at.is_(None))
                         .order_by(ReviewRow.created_at, ReviewRow.id)):
         reviewers[rv.trajectory_id] = rv.reviewer
     editors: dict[str, list[str]] = defaultdict(list)
@@ -80,8 +92,20 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
                         .order_by(RevisionRow.trajectory_id, RevisionRow.version)):
         if rv.editor not in editors[rv.trajectory_id]:
             editors[rv.trajectory_id].append(rv.editor)
+    versions = {r.id: r.version for r in rows}
+    labels: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
+    latest: dict[str, str] = {}
+    for lb in s.execute(sql(StepLabelRow.trajectory_id, StepLabelRow.trajectory_version,
+                            StepLabelRow.reviewer, StepLabelRow.position, StepLabelRow.label)
+                        .where(StepLabelRow.trajectory_id.in_(ids))
+                        .order_by(StepLabelRow.created_at, StepLabelRow.id)):
+        if lb.trajectory_version == versions[lb.trajectory_id]:
+            labels[lb.trajectory_id].setdefault(lb.reviewer, {})[lb.position] = lb.label
+            latest[lb.trajectory_id] = lb.reviewer
     out = []
     for row, traj in zip(rows, trajs, strict=True):
+        by = reviewers.get(row.id) if reviewers.get(row.id) in labels[row.id] else latest.get(
+            row.id)
         sc = scores.get(row.id)
         current = sc is not None and sc.trajectory_version in (None, row.version)
         out.append(Record(
@@ -89,7 +113,9 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
             review_status=row.review_status,
             reviewer=reviewers.get(row.id), run_id=row.run_id,
             score=ScoreResult(sc.correct, sc.value, dict(sc.detail or {})) if current else None,
-            score_stale=sc is not None and not current, editors=editors.get(row.id, [])))
+            score_stale=sc is not None and not current, editors=editors.get(row.id, []),
+            step_labels=dict(sorted(labels[row.id].get(by, {}).items())) if by else {},
+            labelled_by=by))
     return out
 
 

@@ -10,13 +10,25 @@ changed by whom.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from startui.store.models import DECISIONS, ReviewRow, RevisionRow, ScoreRow, TrajectoryRow, utcnow
+from startui.answers import SCORER
+from startui.store.models import (
+    DECISIONS,
+    ROLES,
+    ReviewRow,
+    RevisionRow,
+    ScoreRow,
+    SettingRow,
+    StepLabelRow,
+    TrajectoryRow,
+    UserRow,
+    utcnow,
+)
 from startui.store.repository import (
     ConflictError,
     NotFoundError,
@@ -26,7 +38,6 @@ from startui.store.repository import (
     load_segments,
     sync_segments,
 )
-from startui.answers import SCORER
 from startui.trajectory import Segment
 
 
@@ -40,6 +51,9 @@ class Review:
     notes: str
     trajectory_version: int
     created_at: str | None
+    labels: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+    undone_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +67,7 @@ class Revision:
     note: str
     segments: list[Segment]
     created_at: str | None
+    checks: dict[str, Any] | None = None
 
 
 @dataclass
@@ -120,7 +135,7 @@ def list_revisions(s: Session, tid: str) -> list[Revision]:
     _row(s, tid)
     return [Revision(trajectory_id=r.trajectory_id, version=r.version, editor=r.editor,
                      note=r.note, segments=[Segment.from_dict(d) for d in r.segments],
-                     created_at=format_ts(r.created_at))
+                     created_at=format_ts(r.created_at), checks=r.checks)
             for r in s.scalars(select(RevisionRow).where(RevisionRow.trajectory_id == tid)
                                .order_by(RevisionRow.version))]
 
@@ -128,13 +143,17 @@ def list_revisions(s: Session, tid: str) -> list[Revision]:
 def _review(r: ReviewRow) -> Review:
     return Review(id=r.id, trajectory_id=r.trajectory_id, reviewer=r.reviewer,
                   decision=r.decision, score=r.score, notes=r.notes,
-                  trajectory_version=r.trajectory_version, created_at=format_ts(r.created_at))
+                  trajectory_version=r.trajectory_version, created_at=format_ts(r.created_at),
+                  labels=list(r.labels or []), detail=dict(r.detail or {}),
+                  undone_at=format_ts(r.undone_at))
 
 
 def add_review(s: Session, tid: str, *, reviewer: str, decision: str | None = None,
                score: float | None = None, notes: str = "",
-               expected_version: int | None = None) -> Review:
-    """Record a review; a decision (accepted/rejected) becomes the trajectory's review status.
+               expected_version: int | None = None, labels: Sequence[str] = (),
+               detail: dict[str, Any] | None = None) -> Review:
+    """Record a review; a decision (accepted, rejected, skipped, needs_review) becomes the
+    trajectory's review status, and the status it replaced is kept so the decision can be undone.
     With ``expected_version`` the review only lands on the version the reviewer saw."""
     if decision is not None and decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS} or None, not {decision!r}")
@@ -144,9 +163,12 @@ def add_review(s: Session, tid: str, *, reviewer: str, decision: str | None = No
     if expected_version is not None and row.version != expected_version:
         raise _conflict(s, tid, expected_version)
     now = utcnow()
+    detail = dict(detail or {})
+    if decision is not None:
+        detail["previous_status"] = row.review_status
     r = ReviewRow(trajectory_id=tid, reviewer=reviewer, decision=decision, score=score,
                   notes=notes or "", trajectory_version=row.version, created_at=now,
-                  updated_at=now)
+                  updated_at=now, labels=[str(x) for x in labels], detail=jsonable(detail))
     s.add(r)
     if decision is not None:
         row.review_status = decision
@@ -184,3 +206,144 @@ def latest_scores(s: Session, tid: str) -> dict[str, Score]:
                               trajectory_version=r.trajectory_version,
                               created_at=format_ts(r.created_at))
     return out
+
+
+def undo_last_decision(s: Session, reviewer: str) -> Review | None:
+    """Undo ``reviewer``'s latest decision that is not undone yet: the review row stays (marked
+    undone, for the audit trail) and the trajectory gets back the status the decision replaced —
+    unless someone decided on it since, in which case their decision stands."""
+    r = s.scalars(select(ReviewRow).where(
+        ReviewRow.reviewer == reviewer, ReviewRow.decision.is_not(None),
+        ReviewRow.undone_at.is_(None)).order_by(ReviewRow.created_at.desc(), ReviewRow.id.desc())
+        .limit(1)).first()
+    if r is None:
+        return None
+    r.undone_at = utcnow()
+    later = s.scalar(select(ReviewRow.id).where(
+        ReviewRow.trajectory_id == r.trajectory_id, ReviewRow.decision.is_not(None),
+        ReviewRow.undone_at.is_(None), ReviewRow.id > r.id).limit(1))
+    if later is None:
+        row = _row(s, r.trajectory_id)
+        row.review_status = (r.detail or {}).get("previous_status", "pending")
+        row.reviewed_at = None if row.review_status == "pending" else row.reviewed_at
+    s.flush()
+    return _review(r)
+
+
+# --- step labels (process supervision) ---------------------------------------------------------
+
+STEP_LABELS = (-1, 0, 1)
+
+
+def set_step_labels(s: Session, tid: str, *, reviewer: str, labels: dict[int, int | None],
+                    expected_version: int | None = None) -> int:
+    """Set ``reviewer``'s labels of the current version: ``{position: -1 | 0 | +1 | None}``
+    (None removes a label: "unlabelled" is not 0). Returns the version labelled."""
+    row = _row(s, tid)
+    if expected_version is not None and row.version != expected_version:
+        raise _conflict(s, tid, expected_version)
+    for pos, lab in labels.items():
+        if not 0 <= int(pos) < row.n_segments:
+            raise ValueError(f"trajectory {tid} has no segment {pos} (it has {row.n_segments})")
+        if lab is not None and lab not in STEP_LABELS:
+            raise ValueError(f"a step label is -1, 0 or +1 (or None to clear), not {lab!r}")
+    if labels:
+        s.execute(delete(StepLabelRow).where(
+            StepLabelRow.trajectory_id == tid, StepLabelRow.trajectory_version == row.version,
+            StepLabelRow.reviewer == reviewer, StepLabelRow.position.in_([int(p) for p in labels])))
+    now = utcnow()
+    for pos, lab in labels.items():
+        if lab is not None:
+            s.add(StepLabelRow(trajectory_id=tid, trajectory_version=row.version,
+                               position=int(pos), label=int(lab), reviewer=reviewer,
+                               created_at=now))
+    s.flush()
+    return row.version
+
+
+def step_labels(s: Session, tid: str, version: int | None = None) -> dict[str, dict[int, int]]:
+    """{reviewer: {position: label}} for ``version`` (default: the current one)."""
+    if version is None:
+        version = _row(s, tid).version
+    out: dict[str, dict[int, int]] = {}
+    for r in s.execute(select(StepLabelRow.reviewer, StepLabelRow.position, StepLabelRow.label)
+                       .where(StepLabelRow.trajectory_id == tid,
+                              StepLabelRow.trajectory_version == version)
+                       .order_by(StepLabelRow.reviewer, StepLabelRow.position)):
+        out.setdefault(r.reviewer, {})[r.position] = r.label
+    return out
+
+
+def set_revision_checks(s: Session, tid: str, version: int, checks: dict[str, Any]) -> None:
+    """Attach the re-run of a revision's code (stale outputs) to that revision."""
+    rev = s.scalars(select(RevisionRow).where(RevisionRow.trajectory_id == tid,
+                                              RevisionRow.version == version)).first()
+    if rev is None:
+        raise NotFoundError(f"trajectory {tid} has no revision {version}")
+    rev.checks = jsonable(checks)
+    s.flush()
+
+
+# --- people and team settings ------------------------------------------------------------------
+
+@dataclass
+class User:
+    name: str
+    role: str
+    has_password: bool
+    created_at: str | None
+
+
+def _user(r: UserRow) -> User:
+    return User(name=r.name, role=r.role, has_password=r.password_hash is not None,
+                created_at=format_ts(r.created_at))
+
+
+def upsert_user(s: Session, name: str, *, role: str = "reviewer",
+                password_hash: str | None = None, keep_password: bool = False) -> User:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    r = s.get(UserRow, name)
+    if r is None:
+        r = UserRow(name=name, role=role, password_hash=password_hash, created_at=utcnow())
+        s.add(r)
+    else:
+        r.role = role
+        if not keep_password:
+            r.password_hash = password_hash
+    s.flush()
+    return _user(r)
+
+
+def password_hash_of(s: Session, name: str) -> str | None:
+    r = s.get(UserRow, name)
+    return None if r is None else r.password_hash
+
+
+def get_user(s: Session, name: str) -> User | None:
+    r = s.get(UserRow, name)
+    return None if r is None else _user(r)
+
+
+def list_users(s: Session) -> list[User]:
+    return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
+
+
+def remove_user(s: Session, name: str) -> None:
+    """Remove a person's login; what they reviewed stays, under their name."""
+    if s.execute(delete(UserRow).where(UserRow.name == name)).rowcount == 0:
+        raise NotFoundError(f"no user {name!r}")
+
+
+def get_setting(s: Session, key: str, default: Any = None) -> Any:
+    r = s.get(SettingRow, key)
+    return default if r is None else r.value
+
+
+def set_setting(s: Session, key: str, value: Any, *, by: str | None = None) -> None:
+    r = s.get(SettingRow, key)
+    if r is None:
+        s.add(SettingRow(key=key, value=jsonable(value), updated_by=by, updated_at=utcnow()))
+    else:
+        r.value, r.updated_by, r.updated_at = jsonable(value), by, utcnow()
+    s.flush()
