@@ -10,6 +10,27 @@ from startui.infer.engine import Engine, EngineConfig
 from startui.infer.hints import HintPolicy
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub is reachable: never wait for one
+# CI sets STARTUI_STRICT=1: there every part must start (PostgreSQL, Chromium, torch), so a test
+# that would skip because one is missing fails instead.
+STRICT = bool(os.environ.get("STARTUI_STRICT"))
+
+
+def _strict(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but STARTUI_STRICT is set (CI runs all): {report.longrepr}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _strict(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _strict(outcome.get_result())
 
 
 @pytest.fixture(autouse=True)

@@ -68,9 +68,9 @@ def _pg_admin_url() -> tuple[str, str | None]:
 def pg_url():
     """A fresh, empty PostgreSQL database for one test (dropped after it). Skips when no server
     runs locally; fails when STARTUI_TEST_PG_URL names one that cannot be reached, or when
-    STARTUI_REQUIRE_POSTGRES is set (CI: the postgres tests must run)."""
+    STARTUI_STRICT is set (CI: the postgres tests must run)."""
     admin, error = _pg_admin_url()
-    required = os.environ.get("STARTUI_TEST_PG_URL") or os.environ.get("STARTUI_REQUIRE_POSTGRES")
+    required = os.environ.get("STARTUI_TEST_PG_URL") or os.environ.get("STARTUI_STRICT")
     if error and required:
         pytest.fail(f"PostgreSQL is required here but unusable: {error}")
     if error:
