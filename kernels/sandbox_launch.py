@@ -77,15 +77,20 @@ def apply_limits(cfg: dict[str, int]) -> None:
 
 def main() -> None:
     cfg = json.loads(os.environ.pop("STARTUI_SANDBOX", "{}"))
-    apply_limits(cfg)
 
-    # `python path/to/this.py` puts kernels/ first on sys.path; import our start-up module
+    # `python path/to/this.py` puts kernels/ first on sys.path; import our start-up modules
     # from there, then take the folder away so the model's imports see a normal path.
     here = os.path.dirname(os.path.abspath(__file__))
+    import isolation
     import sandbox_startup
 
     if sys.path and os.path.abspath(sys.path[0] or ".") == here:
         del sys.path[0]
+
+    # Namespaces, the sandbox user and Landlock first, then the rlimits (RLIMIT_NPROC counts the
+    # processes of the user the kernel ends up as). Nothing the model wrote has run yet.
+    own = [p for p in (cfg.get("workdir"), cfg.get("runtime")) if p]
+    isolation.apply(cfg, own, limits=lambda: apply_limits(cfg))
 
     # ipykernel loads debugpy (~40 ms of a ~0.7 s start) only to serve the Jupyter debugger,
     # which an unattended kernel never uses; a None entry makes that import fail cleanly.

@@ -220,7 +220,131 @@ def _mpl_cache_dir() -> str:
     return path
 
 
-def sandbox_env(workdir: str, runtime: str, limits: KernelLimits) -> dict[str, str]:
+@dataclass
+class Isolation:
+    """The layers a kernel asks for beyond rlimits; each is applied where the machine allows it
+    and reported (``Kernel.isolation``): Landlock, a private network namespace, and — when the
+    app runs as root — a separate user (``user``, else ``nobody``)."""
+
+    landlock: bool = True
+    namespaces: bool = True
+    user: str | None = "sandbox"
+
+
+def sandbox_user(name: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """(the user a root app's kernels run as, or None; why not). The user must be able to reach
+    this Python: a Python under a private home (/root) cannot serve a separate user."""
+    if os.geteuid() != 0 or not name:
+        return None, None if os.geteuid() != 0 else "disabled"
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        try:
+            entry = pwd.getpwnam("nobody")
+        except KeyError:
+            return None, f"no {name!r} or 'nobody' user on this machine"
+    for path in (sys.prefix, str(KERNELS_DIR)):
+        blocked = _unreachable(path, entry.pw_uid)
+        if blocked:
+            return None, f"user {entry.pw_name!r} cannot reach {blocked} (this Python lives there)"
+    return {"name": entry.pw_name, "uid": entry.pw_uid, "gid": entry.pw_gid}, None
+
+
+def _unreachable(path: str, uid: int) -> str | None:
+    """The first directory on the way to ``path`` that ``uid`` (not root) may not traverse."""
+    current = "/"
+    for part in Path(path).resolve().parts[1:]:
+        current = os.path.join(current, part)
+        try:
+            st = os.stat(current)
+        except OSError:
+            return current
+        if os.path.isdir(current) and not (st.st_mode & 0o001 or
+                                           (st.st_uid == uid and st.st_mode & 0o100)):
+            return current
+    return None
+
+
+_CGROUP_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup")  # cgroup v1's pids, then v2
+
+
+def make_cgroup(name: str) -> str | None:
+    """A pids cgroup for one kernel, when this process may make one (root, a writable pids
+    controller); None otherwise. Removed with :func:`remove_cgroup` once the kernel is gone."""
+    if os.geteuid() != 0:
+        return None
+    for root in _CGROUP_ROOTS:
+        if not os.path.isfile(os.path.join(root, "cgroup.procs")):
+            continue
+        if root == "/sys/fs/cgroup":  # v2: only where the pids controller is delegated here
+            try:
+                if "pids" not in Path(root, "cgroup.subtree_control").read_text().split():
+                    continue
+            except OSError:
+                continue
+        path = os.path.join(root, "startui", name)
+        try:
+            os.makedirs(path, exist_ok=True)
+            if os.path.isfile(os.path.join(path, "pids.max")):
+                return path
+            os.rmdir(path)
+        except OSError:
+            continue
+    return None
+
+
+def remove_cgroup(path: str | None) -> None:
+    if path:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # empty once the kernel's processes are gone
+
+
+def isolation_config(workdir: str, runtime: str, isolation: Isolation,
+                     cgroup: str | None = None) -> dict[str, Any]:
+    """What the launcher needs to isolate the kernel (travels in STARTUI_SANDBOX)."""
+    user, why_not = sandbox_user(isolation.user)
+    deny = [os.getcwd(), str(resources.data_dir())]
+    if resources.in_checkout():
+        deny.append(str(Path(resources.__file__).resolve().parents[1]))
+    return {"workdir": workdir, "runtime": runtime,
+            "report": os.path.join(runtime, "isolation.json"),
+            "landlock": isolation.landlock, "namespaces": isolation.namespaces,
+            "user": user, "user_missing": why_not, "deny": deny, "read": [_mpl_cache_dir()],
+            "cgroup": cgroup}
+
+
+def describe_isolation(report: dict[str, Any] | None) -> str:
+    """One line for the status bar and ``startui doctor``: which layers hold."""
+    if not report:
+        return "isolation: unknown (no kernel has started yet)"
+    parts = []
+    ll = report.get("landlock")
+    if ll:
+        what = ["files"] + (["no TCP"] if ll.get("tcp") else []) + (
+            ["signals and sockets scoped"] if ll.get("scoped") else [])
+        parts.append(f"Landlock ABI {ll.get('abi')} ({', '.join(what)})")
+    if report.get("namespaces"):
+        parts.append("own network namespace (no network)")
+    if report.get("user"):
+        parts.append(f"separate user {report['user']!r}")
+    if report.get("cgroup"):
+        parts.append(f"pids cgroup (≤ {report['cgroup']} tasks)")
+    parts.append("rlimits" + ("" if report.get("uid") != 0 or report.get("cgroup") else
+                              " (process count not enforced for root)"))
+    weak = not (ll or report.get("namespaces") or report.get("user"))
+    return ("isolation: " + " · ".join(parts) +
+            (" — WEAK: only rlimits hold on this machine" if weak else ""))
+
+
+def isolation_is_weak(report: dict[str, Any] | None) -> bool:
+    return not report or not (report.get("landlock") or report.get("namespaces")
+                              or report.get("user"))
+
+
+def sandbox_env(workdir: str, runtime: str, limits: KernelLimits,
+                isolation: Isolation | None = None, cgroup: str | None = None) -> dict[str, str]:
     """The kernel's whole environment, from an allow-list: secrets never get in."""
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
     env.setdefault("PATH", os.defpath)
@@ -236,7 +360,8 @@ def sandbox_env(workdir: str, runtime: str, limits: KernelLimits) -> dict[str, s
         MPLCONFIGDIR=_mpl_cache_dir(),
         MALLOC_ARENA_MAX="2",  # glibc reserves 64 MB of address space per arena
         PYTHONIOENCODING="utf-8",
-        STARTUI_SANDBOX=json.dumps(asdict(limits)),
+        STARTUI_SANDBOX=json.dumps({**asdict(limits), **isolation_config(
+            workdir, runtime, isolation or Isolation(), cgroup)}),
     )
     return env
 
@@ -255,9 +380,12 @@ class Kernel:
         head: int = 400,
         tail: int = 400,
         workdir_root: str | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.timeout = timeout
         self.limits = limits or KernelLimits()
+        self.isolation_config = isolation or Isolation()
+        self.isolation: dict[str, Any] | None = None  # what the launcher reported it applied
         self.head, self.tail = head, tail
         self._workdir_root = workdir_root
         self._km: AsyncKernelManager | None = None
@@ -267,6 +395,7 @@ class Kernel:
         self._broken = False  # a cancel left it in an unknown state: restart before next use
         self.workdir = ""
         self._runtime = ""
+        self._cgroup: str | None = None
         self._log: Any = None
 
     @classmethod
@@ -276,6 +405,7 @@ class Kernel:
         # ipc socket paths must stay under ~100 bytes, hence a short private dir in /tmp.
         short_tmp = "/tmp" if os.path.isdir("/tmp") else None
         self._runtime = tempfile.mkdtemp(prefix="startui-k", dir=short_tmp)
+        self._cgroup = make_cgroup(os.path.basename(self._runtime))
         self.workdir = tempfile.mkdtemp(prefix="startui-work-", dir=self._workdir_root)
         weakref.finalize(self, _remove_dirs, self._runtime, self.workdir)
         self._log = open(os.path.join(self._runtime, "kernel.log"), "wb")  # noqa: SIM115
@@ -290,7 +420,8 @@ class Kernel:
         self._km = km
         try:
             await km.start_kernel(
-                env=sandbox_env(self.workdir, self._runtime, self.limits),
+                env=sandbox_env(self.workdir, self._runtime, self.limits,
+                                self.isolation_config, self._cgroup),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
@@ -312,6 +443,8 @@ class Kernel:
         except RuntimeError as exc:
             log_tail = Path(self._runtime, "kernel.log").read_text(errors="replace")[-2000:]
             raise KernelStartError(f"{exc}; kernel log:\n{log_tail}") from exc
+        with contextlib.suppress(OSError, ValueError):
+            self.isolation = json.loads(Path(self._runtime, "isolation.json").read_text())
 
     @property
     def _process(self) -> subprocess.Popen | None:
@@ -449,6 +582,7 @@ class Kernel:
             if self._log is not None:
                 self._log.close()
             _remove_dirs(self._runtime, self.workdir)
+            remove_cgroup(self._cgroup)
 
 
 def _remove_dirs(*paths: str) -> None:
@@ -469,11 +603,14 @@ class KernelPool:
         head: int = 400,
         tail: int = 400,
         workdir_root: str | None = None,
+        isolation: Isolation | None = None,
     ) -> None:
         self.size = size
         self._kwargs = dict(
-            timeout=timeout, limits=limits, head=head, tail=tail, workdir_root=workdir_root
+            timeout=timeout, limits=limits, head=head, tail=tail, workdir_root=workdir_root,
+            isolation=isolation,
         )
+        self.isolation: dict[str, Any] | None = None  # the latest kernel's isolation report
         self._warm: collections.deque[Kernel] = collections.deque()
         self._busy: set[Kernel] = set()
         self._waiters: collections.deque[asyncio.Future[Kernel]] = collections.deque()
@@ -559,6 +696,7 @@ class KernelPool:
         return self.size + sum(not f.done() for f in self._waiters) - len(self._warm)
 
     def _deliver(self, kernel: Kernel) -> None:
+        self.isolation = kernel.isolation or self.isolation
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
