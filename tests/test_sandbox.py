@@ -185,3 +185,19 @@ def test_landlock_restricts_a_child_process(tmp_path):
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+async def test_a_full_pool_answers_busy_and_serves_in_turn():
+    """With every allowed kernel handed out, the next caller waits in line and is told how many
+    are ahead of it; it gets a kernel as soon as one is released."""
+    async with KernelPool(size=1, timeout=20, max_busy=1) as pool:
+        first = await pool.acquire()
+        told: list[int] = []
+        second = asyncio.create_task(pool.acquire(on_wait=told.append))
+        await asyncio.sleep(0.3)
+        assert told == [1] and not second.done() and pool.waiting == 1
+        await pool.release(first)
+        k = await asyncio.wait_for(second, 30)
+        assert (await k.execute("print(3 * 3)")).text == "9"
+        await pool.release(k)
+        assert pool.waiting == 0

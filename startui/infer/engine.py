@@ -528,8 +528,12 @@ class Session:
         if self._kernel is None:
             if self.engine.kernels is None:
                 raise RuntimeError("this engine has no kernel pool, so it cannot run code")
-            self._kernel = await self.engine.kernels.acquire()
+            self._kernel = await self.engine.kernels.acquire(on_wait=self._busy)
         return self._kernel
+
+    async def _busy(self, ahead: int) -> None:
+        await self._emit(Notice(self.trajectory.id, f"busy — {ahead} ahead of you: the code "
+                                "runs as soon as a kernel is free", "warning"))
 
     async def _execute(self, code_index: int) -> None:
         traj, cfg = self.trajectory, self.engine.config

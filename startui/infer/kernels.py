@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -604,8 +606,12 @@ class KernelPool:
         tail: int = 400,
         workdir_root: str | None = None,
         isolation: Isolation | None = None,
+        max_busy: int | None = None,
     ) -> None:
         self.size = size
+        self.max_busy = max_busy  # kernels handed out at once; None: no cap
+        self._held = 0  # slots taken (handed out, or being booted for a caller)
+        self._slot_queue: collections.deque[asyncio.Future[None]] = collections.deque()
         self._kwargs = dict(
             timeout=timeout, limits=limits, head=head, tail=tail, workdir_root=workdir_root,
             isolation=isolation,
@@ -631,9 +637,55 @@ class KernelPool:
         if errors:
             raise errors[0]
 
-    async def acquire(self) -> Kernel:
-        """A warm kernel if there is one, else the next one to finish booting."""
+    async def acquire(self, on_wait: Callable[[int], Any] | None = None) -> Kernel:
+        """A warm kernel if there is one, else the next one to finish booting. With ``max_busy``
+        kernels already handed out, wait in line (first come, first served) instead of failing;
+        ``on_wait(n)`` is told how many are ahead before the wait ("busy — n ahead of you")."""
         self._check_open()
+        await self._take_slot(on_wait)
+        try:
+            return await self._acquire()
+        except BaseException:
+            self._give_slot()
+            raise
+
+    async def _take_slot(self, on_wait: Callable[[int], Any] | None) -> None:
+        if self.max_busy is None:
+            return
+        if self._held < self.max_busy and not self._slot_queue:
+            self._held += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slot_queue.append(fut)
+        if on_wait is not None:
+            note = on_wait(len(self._slot_queue))
+            if inspect.isawaitable(note):
+                await note
+        try:
+            await fut  # the slot is handed over by _give_slot: _held already counts it
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._give_slot()  # handed to us as we were cancelled: pass it on
+            with contextlib.suppress(ValueError):
+                self._slot_queue.remove(fut)
+            raise
+
+    def _give_slot(self) -> None:
+        if self.max_busy is None:
+            return
+        while self._slot_queue:
+            fut = self._slot_queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._held -= 1
+
+    @property
+    def waiting(self) -> int:
+        """Trajectories waiting in line for a kernel (``max_busy`` reached)."""
+        return sum(not f.done() for f in self._slot_queue)
+
+    async def _acquire(self) -> Kernel:
         while self._warm:
             kernel = self._warm.popleft()
             if kernel.alive:
@@ -655,6 +707,8 @@ class KernelPool:
 
     async def release(self, kernel: Kernel) -> None:
         """Shut the kernel down (its state dies with it) and top the pool up."""
+        if kernel in self._busy:
+            self._give_slot()
         self._busy.discard(kernel)
         try:
             await kernel.shutdown()

@@ -106,8 +106,8 @@ class KernelMeter:
         self.held += delta
         self.peak = max(self.peak, self.held)
 
-    async def acquire(self) -> Kernel:
-        kernel = await self.pool.acquire()
+    async def acquire(self, on_wait: Callable[[int], Any] | None = None) -> Kernel:
+        kernel = await self.pool.acquire(on_wait)
         self._tick(+1)
         return kernel
 

@@ -10,10 +10,18 @@ import asyncio
 import copy
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from startui.events import Event, SegmentFinished, TrajectoryFinished, TrajectoryStarted
+from startui.events import (
+    Event,
+    SegmentFinished,
+    SegmentStarted,
+    TextDelta,
+    TrajectoryFinished,
+    TrajectoryStarted,
+)
 from startui.store import repository
 from startui.store.repository import StoreError
 
@@ -29,7 +37,9 @@ class Recorder:
 
     TrajectoryStarted writes the trajectory row (and, on a resume or rewind, syncs its segments);
     SegmentFinished upserts that position; TrajectoryFinished makes the stored trajectory equal the
-    final one. TextDelta is never written: a crash loses only the segment in flight.
+    final one. The open segment is checkpointed as it grows (at most once per
+    ``checkpoint_every`` seconds, still marked open), so a crash — even a SIGKILL — loses at most
+    the last ``checkpoint_every`` seconds of streamed text.
 
     An ad-hoc problem (``problem.id`` None) gets its store id on the engine's own trajectory at
     TrajectoryStarted, so what the engine returns equals what :meth:`Store.load_trajectory` gives.
@@ -39,15 +49,21 @@ class Recorder:
     Write errors are logged and kept in ``errors``; :meth:`flush` waits and re-raises the first.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, checkpoint_every: float = 1.0) -> None:
         self.store = store
+        self.checkpoint_every = checkpoint_every
         self.errors: list[BaseException] = []
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()
+        # (trajectory id, index) → [the open segment as streamed so far, last checkpoint time]
+        self._open: dict[tuple[str, int], list[Any]] = {}
 
     def submit(self, event: Event) -> Future[Any] | None:
         """Queue the write for ``event`` (copied now: the engine may mutate its objects)."""
         store = self.store
+        if isinstance(event, TrajectoryFinished):
+            for key in [k for k in self._open if k[0] == event.trajectory.id]:
+                del self._open[key]
         if isinstance(event, TrajectoryStarted | TrajectoryFinished):
             if event.trajectory.problem.id is None:  # same id the store would give it
                 event.trajectory.problem.id = repository.problem_identity(
@@ -57,13 +73,36 @@ class Recorder:
                                                                     worker=store.worker))
         elif isinstance(event, SegmentFinished):
             tid, index, seg = event.trajectory_id, event.index, copy.deepcopy(event.segment)
+            self._open.pop((tid, index), None)
             fut = store.submit(lambda s: repository.record_segment(s, tid, index, seg))
+        elif isinstance(event, SegmentStarted):
+            self._open[(event.trajectory_id, event.index)] = [
+                copy.deepcopy(event.segment), time.monotonic()]
+            return None
+        elif isinstance(event, TextDelta):
+            fut = self._checkpoint(event)
+            if fut is None:
+                return None
         else:
             return None
         with self._lock:
             self._pending.add(fut)
         fut.add_done_callback(self._done)
         return fut
+
+    def _checkpoint(self, event: TextDelta) -> Future[Any] | None:
+        entry = self._open.get((event.trajectory_id, event.index))
+        if entry is None:
+            return None
+        entry[0].text += event.text
+        now = time.monotonic()
+        if now - entry[1] < self.checkpoint_every:
+            return None
+        entry[1] = now
+        tid, index = event.trajectory_id, event.index
+        seg = copy.deepcopy(entry[0])
+        seg.closed = False
+        return self.store.submit(lambda s: repository.record_segment(s, tid, index, seg))
 
     def _done(self, fut: Future[Any]) -> None:
         with self._lock:
