@@ -95,3 +95,7 @@ def check_gguf(path: str | os.PathLike[str]) -> Path:
         if f.read(4) != b"GGUF":
             raise ModelFileError(f"{p} is not a GGUF file (llama.cpp needs GGUF weights)")
     return p
+
+
+if __name__ == "__main__":  # the Docker build assembles the model once: python embedded.py
+    print(default_model_path())

@@ -91,8 +91,8 @@ class TransformersBackend:
             import torch
             from transformers import AutoModelForCausalLM
         except ImportError as e:
-            raise BackendError("the transformers backend needs torch and transformers: "
-                               "pip install -r requirements.txt") from e
+            raise BackendError("the transformers backend needs torch, which the app does not "
+                               "install: pip install -r requirements-transformers.txt") from e
         self.device = _pick_device(torch, self.device_request)
         tokenizer = templates.load_tokenizer(os.path.expanduser(self._tokenizer_name))
         path = os.path.expanduser(self.model)
