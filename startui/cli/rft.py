@@ -131,19 +131,21 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_failing_clearly(cmd_score))
 
     p = subparsers.add_parser(
-        "export", help="select (D_seed / D_START), filter, modify and write a training set",
+        "export", help="select (D_seed / D_START / steps), filter, modify and write a training set",
         description="Write OUT/data.jsonl, OUT/data.parquet, OUT/dataset/ (datasets."
                     "load_from_disk) and OUT/manifest.json for the trajectories the paper's "
                     "selection keeps. Reviewers' decisions override the rules.")
     p.add_argument("out", metavar="OUT", help="output folder")
     p.add_argument("--run", action="append", required=True, metavar="NAME",
                    help="a run (repeatable)")
-    p.add_argument("--dataset", choices=("seed", "start"), default="start",
+    p.add_argument("--dataset", choices=("seed", "start", "steps"), default="start",
                    help="seed: problems where greedy is wrong and a hinted trajectory right "
-                        "(D_seed); start: every correct trajectory (D_START). Default start")
-    p.add_argument("--per-problem", type=int, default=1, metavar="K",
+                        "(D_seed); start: every correct trajectory (D_START); steps: the "
+                        "accepted trajectories with step labels, as stepwise supervision "
+                        "(prompt, completions, labels) for a process reward model. Default start")
+    p.add_argument("--per-problem", type=int, default=None, metavar="K",
                    help="at most K trajectories per problem (human-accepted first, then "
-                        "rule-correct, then shortest)")
+                        "rule-correct, then shortest); default 1, no cap for --dataset steps")
     p.add_argument("--keep-incorrect", action="store_true",
                    help="do not require a correct rule score")
     p.add_argument("--modes", help="comma-separated trajectory modes to export (default: hinted "

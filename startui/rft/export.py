@@ -8,8 +8,21 @@ model must not learn to invent them), hints optionally not. :func:`token_labels`
 token ids and labels (-100 outside the mask) for any tokenizer with offset mapping, which is what
 TRL's ``SFTTrainer`` takes.
 
-Every row carries its provenance (problem, run, model, settings, reviewer, version, scores, and
-the modifications applied). The data is deterministic: the same store and options give
+The "steps" dataset (``SelectConfig(dataset="steps")``, ``export --dataset steps``) is process
+supervision for a reward model instead, in TRL's stepwise-supervision format: ``prompt`` (the
+templated prompt the model continued from; the question when none was recorded),
+``completions`` (the steps) and ``labels`` (one bool per step), plus the raw reviewer labels
+``step_labels`` (PRM800K's -1 / 0 / +1), ``step_kinds``, ``step_sources`` and
+``step_positions`` (the labelled segment's position in the stored revision). Each labelled
+segment ends a step; unlabelled segments before it are merged into it, so the steps joined are
+exactly the trajectory's text up to its last labelled segment; the unlabelled segments after
+that are dropped. +1 and 0 map to True (0 is PRM800K's "reasonable but not progress": not an
+error) and -1 to False. :func:`step_token_labels` tokenizes a row as TRL's ``PRMTrainer`` did.
+
+Every row carries its provenance (problem, run, model, settings, reviewer of the latest decision,
+editors, version = the revision exported, scores, the modifications applied; steps rows also
+``labelled_by``). The exporter reads each trajectory's current revision, the one reviewers
+accepted, edited and labelled. The data is deterministic: the same store and options give
 byte-identical files, so the manifest's sha256 identifies a dataset; only the manifest's own
 ``created_at`` varies, and the checksum does not cover it.
 """
@@ -33,6 +46,7 @@ from startui.rft.filters import ModifyConfig, modify
 from startui.rft.select import SelectConfig, Selection, mode_of, select
 from startui.store.records import Record
 from startui.store.repository import jsonable
+from startui.trajectory import Trajectory
 
 if TYPE_CHECKING:
     from startui.store import Store
@@ -45,6 +59,8 @@ MaskHints = Literal["none", "human", "all"]
 # schema for every row, and settings differ between backends).
 JSON_COLUMNS = ("settings", "scores", "modifications")
 _SEGMENT_META = ("category", "error")
+# steps: a reviewer's label -> TRL's bool label (0, "neutral", is not a mistake)
+LABEL_MAPPING = {1: True, 0: True, -1: False}
 
 
 @dataclass
@@ -101,15 +117,11 @@ def build_row(rec: Record, cfg: ExportConfig, dataset: str) -> dict[str, Any]:
                             for k in _SEGMENT_META}})
         if trained(seg.kind, seg.source, cfg.mask_hints):
             mask.append((start, end))
-    settings = traj.settings
-    engine = settings.get("engine") if isinstance(settings.get("engine"), dict) else {}
+    engine = traj.settings.get("engine")
     system = engine.get("system_prompt") if isinstance(engine, dict) else None
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": traj.problem.question},
         {"role": "assistant", "content": completion}]
-    problem = traj.problem
-    sample = settings.get("sample")
-    score = rec.score
     return {
         "id": traj.id,
         "dataset": dataset,
@@ -118,6 +130,21 @@ def build_row(rec: Record, cfg: ExportConfig, dataset: str) -> dict[str, Any]:
         "completion": completion,
         "segments": segments,
         "loss_mask": merge_spans(mask),
+        **provenance(rec, traj, mod.records),
+    }
+
+
+def provenance(rec: Record, traj: Trajectory, modifications: list[dict[str, Any]],
+               ) -> dict[str, Any]:
+    """What every row of every dataset says about where it came from: the problem, run, model,
+    settings, the review (status, the reviewer of the latest decision, the editors), ``version``
+    (the revision exported: the trajectory's current one), the current rule score and the
+    modifications applied."""
+    settings = traj.settings
+    problem = traj.problem
+    sample = settings.get("sample")
+    score = rec.score
+    return {
         "problem": {"id": problem.id, "kind": problem.kind, "answer": problem.answer,
                     "source": problem.meta.get("source")},
         "run": rec.run_id,
@@ -131,8 +158,71 @@ def build_row(rec: Record, cfg: ExportConfig, dataset: str) -> dict[str, Any]:
         "settings": jsonable(dict(settings)),
         "scores": {} if score is None else {"rule": {
             "correct": score.correct, "value": score.value, "detail": jsonable(score.detail)}},
-        "modifications": mod.records,
+        "modifications": modifications,
     }
+
+
+@dataclass
+class Step:
+    text: str  # the labelled segment's rendering, after the unlabelled ones before it
+    label: int  # the reviewer's -1 | 0 | +1
+    kind: str  # of the labelled segment
+    source: str
+    position: int  # the labelled segment's position in the stored revision
+
+
+@dataclass
+class StepSplit:
+    steps: list[Step]
+    dropped_tail: int = 0  # unlabelled segments after the last labelled one
+    dropped_empty: int = 0  # labelled steps without any text (nothing to put a label on)
+
+
+def split_steps(traj: Trajectory, labels: dict[int, int],
+                positions: Sequence[int] | None = None) -> StepSplit:
+    """``traj``'s segments as labelled steps. ``labels`` maps a segment's position to its label;
+    ``positions[i]`` is segment ``i``'s position in the stored revision (after a modification
+    removed segments). A labelled segment ends a step, unlabelled segments before it are merged
+    into that step, the unlabelled segments after the last labelled one are dropped."""
+    positions = range(len(traj.segments)) if positions is None else positions
+    out = StepSplit([])
+    pending: list[str] = []
+    for seg, pos in zip(traj.segments, positions, strict=True):
+        pending.append(seg.render())
+        label = labels.get(pos)
+        if label is None:
+            continue
+        text = "".join(pending)
+        pending = []
+        if not text:
+            out.dropped_empty += 1
+            continue
+        out.steps.append(Step(text, int(label), seg.kind, seg.source, pos))
+    out.dropped_tail = len(pending)
+    return out
+
+
+def build_step_row(rec: Record, cfg: ExportConfig) -> tuple[dict[str, Any], StepSplit]:
+    """The "steps" row of one selected trajectory (see the module docstring), and how it was
+    split. ``cfg.modify`` applies as for the other datasets; ``cfg.mask_hints`` does not."""
+    mod = modify(rec.trajectory, cfg.modify)
+    traj = mod.trajectory
+    split = split_steps(traj, rec.step_labels, mod.index_map)
+    steps = split.steps
+    row = {
+        "id": traj.id,
+        "dataset": "steps",
+        "prompt": traj.prompt or traj.problem.question,
+        "completions": [s.text for s in steps],
+        "labels": [LABEL_MAPPING[s.label] for s in steps],
+        "step_labels": [s.label for s in steps],
+        "step_kinds": [s.kind for s in steps],
+        "step_sources": [s.source for s in steps],
+        "step_positions": [s.position for s in steps],
+        "labelled_by": rec.labelled_by,
+        **provenance(rec, traj, mod.records),
+    }
+    return row, split
 
 
 def dumps(row: dict[str, Any]) -> str:
@@ -142,17 +232,27 @@ def dumps(row: dict[str, Any]) -> str:
 
 # --- Arrow -----------------------------------------------------------------------------------
 
-def arrow_schema() -> Any:
+def arrow_schema(dataset: str = "start") -> Any:
+    """The Parquet/datasets schema of ``dataset``'s rows ("seed" and "start" share one)."""
     import pyarrow as pa
 
     s = pa.string()
+    if dataset == "steps":
+        head = [("id", s), ("dataset", s), ("prompt", s), ("completions", pa.list_(s)),
+                ("labels", pa.list_(pa.bool_())), ("step_labels", pa.list_(pa.int64())),
+                ("step_kinds", pa.list_(s)), ("step_sources", pa.list_(s)),
+                ("step_positions", pa.list_(pa.int64())), ("labelled_by", s)]
+    else:
+        head = [
+            ("id", s), ("dataset", s),
+            ("messages", pa.list_(pa.struct([("role", s), ("content", s)]))),
+            ("prompt", s), ("completion", s),
+            ("segments", pa.list_(pa.struct([("kind", s), ("source", s), ("start", pa.int64()),
+                                             ("end", pa.int64()), ("category", s),
+                                             ("error", s)]))),
+            ("loss_mask", pa.list_(pa.list_(pa.int64())))]
     return pa.schema([
-        ("id", s), ("dataset", s),
-        ("messages", pa.list_(pa.struct([("role", s), ("content", s)]))),
-        ("prompt", s), ("completion", s),
-        ("segments", pa.list_(pa.struct([("kind", s), ("source", s), ("start", pa.int64()),
-                                         ("end", pa.int64()), ("category", s), ("error", s)]))),
-        ("loss_mask", pa.list_(pa.list_(pa.int64()))),
+        *head,
         ("problem", pa.struct([("id", s), ("kind", s), ("answer", s), ("source", s)])),
         ("run", s), ("model", s), ("backend", s), ("mode", s), ("sample", pa.int64()),
         ("review", pa.struct([("status", s), ("reviewer", s), ("editors", pa.list_(s))])),
@@ -189,8 +289,10 @@ def sha256_file(path: Path) -> str:
 class _Writers:
     """Streams rows to the enabled formats' temporary files; ``commit`` moves them in place."""
 
-    def __init__(self, out: Path, formats: Sequence[str], batch: int = 1000) -> None:
+    def __init__(self, out: Path, formats: Sequence[str], batch: int = 1000, *,
+                 dataset: str = "start") -> None:
         self.out, self.formats, self.batch = out, formats, batch
+        self.schema = arrow_schema(dataset)
         self.tmp = {f: out / f".{FILES[f]}.tmp" for f in formats}
         self._jsonl = self.tmp["jsonl"].open("w", encoding="utf-8", newline="\n") \
             if "jsonl" in formats else None
@@ -201,7 +303,7 @@ class _Writers:
 
             target = self.tmp.get("parquet") or out / ".data.parquet.for-datasets.tmp"
             self.tmp.setdefault("parquet-staging", target)
-            self._pq = pq.ParquetWriter(target, arrow_schema(), compression="zstd")
+            self._pq = pq.ParquetWriter(target, self.schema, compression="zstd")
 
     def write(self, row: dict[str, Any], line: str) -> None:
         """``line`` is ``dumps(row) + "\\n"``, computed once by the caller (it is hashed too)."""
@@ -216,7 +318,7 @@ class _Writers:
         import pyarrow as pa
 
         if self._rows:
-            self._pq.write_table(pa.Table.from_pylist(self._rows, schema=arrow_schema()))
+            self._pq.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
             self._rows = []
 
     def close(self) -> None:
@@ -289,8 +391,9 @@ def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
            on_progress: Callable[[int, int], Any] | None = None) -> ExportResult:
     """Select (:func:`startui.rft.select`), modify and write the dataset into the folder ``out``:
     ``data.jsonl``, ``data.parquet``, ``dataset/`` (``datasets.load_from_disk``) and
-    ``manifest.json``. Files are written under temporary names and moved in place at the end, so
-    an interrupted export leaves the previous one intact."""
+    ``manifest.json``. ``select_config.dataset`` says which: "seed" / "start" (SFT rows) or
+    "steps" (stepwise supervision rows). Files are written under temporary names and moved in
+    place at the end, so an interrupted export leaves the previous one intact."""
     config = config or ExportConfig()
     select_config = select_config or SelectConfig()
     out = Path(out)
@@ -301,21 +404,34 @@ def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
     t0 = time.perf_counter()
     selection = select(store, run_ids, select_config)
     t1 = time.perf_counter()
-    writers = _Writers(out, config.formats)
+    steps = select_config.dataset == "steps"
+    writers = _Writers(out, config.formats, dataset=select_config.dataset)
     counts: Counter[str] = Counter()
     trained_chars = total_chars = 0
     digest = hashlib.sha256()
     try:
         for n, rec in enumerate(store.load_records(selection.ids), 1):
-            row = build_row(rec, config, select_config.dataset)
+            if steps:
+                row, split = build_step_row(rec, config)
+                counts["steps:dropped_tail_segments"] += split.dropped_tail
+                counts["steps:dropped_empty"] += split.dropped_empty
+                if not row["completions"]:  # its labelled segments were all modified away
+                    counts["skipped:no step left after the modifications"] += 1
+                    continue
+                counts["steps:total"] += len(row["completions"])
+                counts.update(f"label:{lab:+d}" if lab else "label:0"
+                              for lab in row["step_labels"])
+                total_chars += sum(len(c) for c in row["completions"])
+            else:
+                row = build_row(rec, config, select_config.dataset)
+                total_chars += len(row["completion"])
+                trained_chars += sum(e - s for s, e in row["loss_mask"])
             line = dumps(row) + "\n"
             writers.write(row, line)
             digest.update(line.encode("utf-8"))
             counts[f"kind:{row['problem']['kind']}"] += 1
             counts[f"run:{row['run']}"] += 1
             counts[f"mode:{row['mode']}"] += 1
-            total_chars += len(row["completion"])
-            trained_chars += sum(e - s for s, e in row["loss_mask"])
             if on_progress is not None:
                 on_progress(n, len(selection.ids))
         rows = sum(v for k, v in counts.items() if k.startswith("kind:"))
@@ -333,9 +449,15 @@ def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
         "counts": {"rows": rows, "problems": selection.report.problems_selected,
                    "by_kind": _group(counts, "kind:"), "by_run": _group(counts, "run:"),
                    "by_mode": _group(counts, "mode:"), "completion_chars": total_chars,
-                   "trained_chars": trained_chars},
+                   **({"steps": counts["steps:total"], "by_label": {
+                       k: counts[f"label:{k}"] for k in ("+1", "0", "-1")},
+                       "dropped_tail_segments": counts["steps:dropped_tail_segments"],
+                       "dropped_empty_steps": counts["steps:dropped_empty"],
+                       "skipped": _group(counts, "skipped:")} if steps
+                      else {"trained_chars": trained_chars})},
         "selection": selection.report.to_dict(),
         "json_columns": list(JSON_COLUMNS),
+        **({"label_mapping": {"+1": True, "0": True, "-1": False}} if steps else {}),
         "files": files,
         "checksum": {"algorithm": "sha256", "of": "the canonical JSON lines of every row "
                      "(= sha256 of data.jsonl)", "value": checksum},
@@ -388,3 +510,45 @@ def token_labels(row: dict[str, Any], tokenizer: Any, *, max_length: int | None 
     if max_length is not None:
         ids, labels = ids[:max_length], labels[:max_length]
     return {"input_ids": ids, "labels": labels}
+
+
+def step_token_labels(row: dict[str, Any], tokenizer: Any, *, step_separator: str = "",
+                      max_length: int | None = None, max_prompt_length: int | None = None,
+                      max_completion_length: int | None = None,
+                      train_on_last_step_only: bool = False) -> dict[str, list[int]]:
+    """``input_ids`` and ``labels`` for one "steps" row, tokenized as TRL's ``PRMTrainer`` did
+    (``tokenize_row``; TRL 1.x no longer ships a PRM trainer): the prompt (after the tokenizer's
+    BOS token, if it has one) and each step tokenized on its own, ``step_separator`` appended to
+    every step, the step's label (1 good, 0 bad) on its last token and -100 everywhere else.
+    Train an ``AutoModelForTokenClassification`` with ``num_labels=2`` on these (padding labels
+    with -100: ``DataCollatorForTokenClassification``); with ``Dataset.map`` pass int64
+    ``features``, or the new ``labels`` take the bool type of the column they replace. The
+    steps carry their own whitespace (joined they are the trajectory's text), so the separator
+    defaults to "" where TRL's default was "\\n"; with "" a step must not be empty (the export
+    writes none)."""
+    prompt_ids = list(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
+    sep = list(tokenizer.encode(step_separator, add_special_tokens=False))
+    steps = [list(tokenizer(c, add_special_tokens=False)["input_ids"]) + sep
+             for c in row["completions"]]
+    if any(not ids for ids in steps):
+        raise ValueError(f"row {row.get('id')}: an empty step has no token to carry its label")
+    labels = [int(bool(x)) for x in row["labels"]]
+    if len(labels) != len(steps):
+        raise ValueError(f"row {row.get('id')}: {len(steps)} steps but {len(labels)} labels")
+    if train_on_last_step_only:
+        labels = [-100] * (len(labels) - 1) + labels[-1:]
+    completion_ids = [t for ids in steps for t in ids]
+    completion_labels = [x for ids, lab in zip(steps, labels, strict=True)
+                         for x in [-100] * (len(ids) - 1) + [lab]]
+    if tokenizer.bos_token_id is not None:
+        prompt_ids = [tokenizer.bos_token_id] + prompt_ids
+    if max_prompt_length is not None:
+        prompt_ids = prompt_ids[-max_prompt_length:]
+    if max_completion_length is not None:
+        completion_ids = completion_ids[:max_completion_length]
+        completion_labels = completion_labels[:max_completion_length]
+    ids = prompt_ids + completion_ids
+    out = [-100] * len(prompt_ids) + completion_labels
+    if max_length is not None:
+        ids, out = ids[:max_length], out[:max_length]
+    return {"input_ids": ids, "labels": out}

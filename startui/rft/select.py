@@ -5,6 +5,8 @@ keep problems where greedy is wrong and a hinted trajectory is right, scored by 
 and modified → D_seed. Later, sample from the fine-tuned START-0, score, filter, modify and keep
 at most one trajectory per problem → D_START. Both are :func:`select` with a different
 ``dataset``.
+A third dataset, "steps", is process supervision for a reward model (PRM800K-style step labels):
+the trajectories a reviewer accepted and labelled step by step (see :class:`SelectConfig`).
 
 People outrank rules: a trajectory a reviewer rejected is never selected; one a reviewer accepted
 is eligible whatever the rules say (the report counts these overrides). Every drop is counted
@@ -30,7 +32,9 @@ if TYPE_CHECKING:
     from startui.infer.kernels import KernelPool
     from startui.store import Store
 
-Dataset = Literal["seed", "start"]
+Dataset = Literal["seed", "start", "steps"]
+DATASETS = ("seed", "start", "steps")
+DATASET_NAMES = {"seed": "D_seed", "start": "D_START", "steps": "Steps (process supervision)"}
 GREEDY, HINTED = "greedy", "hinted"
 
 
@@ -123,28 +127,38 @@ async def score_run(store: Store, run_ids: Sequence[str], *, rescore: bool = Fal
 class SelectConfig:
     """How :func:`select` builds a dataset.
 
-    ``dataset``: "seed" (D_seed: problems where greedy is wrong and a hinted trajectory right) or
-    "start" (D_START: any correct trajectory). ``per_problem``: at most this many per problem,
-    preferring human-accepted, then rule-correct, then shortest. ``modes``: trajectory modes that
-    may be exported (default: "hinted" for seed, everything but the greedy baseline for start).
+    ``dataset``: "seed" (D_seed: problems where greedy is wrong and a hinted trajectory right),
+    "start" (D_START: any correct trajectory) or "steps" (process supervision: trajectories a
+    reviewer *accepted* that carry at least one step label on their current revision; since a
+    person accepted them, the filter rules and the rule score do not drop them, as everywhere
+    else, and a wrong answer is welcome: a reward model learns from bad steps too).
+    ``per_problem``: at most this many per problem, preferring human-accepted, then rule-correct,
+    then shortest; None means the dataset's default: 1 for seed and start (the paper), no cap
+    for steps (every labelled trajectory is supervision). ``modes``: trajectory modes that may be
+    exported (default: "hinted" for seed, everything but the greedy baseline for start, every
+    mode for steps: a labelled greedy baseline is as good supervision as a hinted sample).
     """
 
     dataset: Dataset = "start"
-    per_problem: int = 1
+    per_problem: int | None = None
     require_correct: bool = True
     modes: tuple[str, ...] | None = None
     filters: FilterConfig = field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
-        if self.dataset not in ("seed", "start"):
-            raise ValueError(f"dataset must be 'seed' (D_seed) or 'start' (D_START), "
-                             f"not {self.dataset!r}")
-        if self.per_problem < 1:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be 'seed' (D_seed), 'start' (D_START) or 'steps' "
+                             f"(step labels, for a process reward model), not {self.dataset!r}")
+        if self.per_problem is None and self.dataset != "steps":
+            self.per_problem = 1
+        if self.per_problem is not None and self.per_problem < 1:
             raise ValueError(f"per_problem must be at least 1, got {self.per_problem}")
 
     def exportable(self, mode: str) -> bool:
         if self.modes is not None:
             return mode in self.modes
+        if self.dataset == "steps":
+            return True
         return mode == HINTED if self.dataset == "seed" else mode != GREEDY
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +181,7 @@ class Candidate:
     review: str
     length: int
     broken: list[str]
+    labelled: int = 0  # step labels on the current revision
 
 
 @dataclass
@@ -192,7 +207,7 @@ class SelectionReport:
                 for k, v in asdict(self).items()}
 
     def summary(self) -> str:
-        name = "D_seed" if self.dataset == "seed" else "D_START"
+        name = DATASET_NAMES.get(self.dataset, self.dataset)
         lines = [f"{name}: {self.selected} of {self.considered} trajectories selected "
                  f"({self.problems_selected} of {self.problems} problems; "
                  f"{self.trajectories} trajectories in the runs)"]
@@ -223,7 +238,8 @@ def candidate(rec: Record, cfg: SelectConfig) -> Candidate:
         correct=rec.correct, stale=rec.score_stale, review=rec.review_status,
         length=sum(len(s.render()) for s in traj.segments),
         broken=check(traj, cfg.filters) if traj.status == "finished" or (
-            rec.review_status == "accepted") else [])
+            rec.review_status == "accepted") else [],
+        labelled=len(rec.step_labels))
 
 
 def select(store: Store, run_ids: Sequence[str], cfg: SelectConfig | None = None) -> Selection:
@@ -240,6 +256,11 @@ def _drop_reason(c: Candidate, cfg: SelectConfig) -> str | None:
     if c.review == "rejected":
         return "rejected by a reviewer"
     accepted = c.review == "accepted"
+    if cfg.dataset == "steps":
+        if not accepted:
+            return "steps: not accepted by a reviewer"
+        if not c.labelled:
+            return "steps: no step labels on its current revision"
     if c.status != "finished" and not (accepted and c.status != "running"):
         return f"not finished ({c.status})"
     if c.broken and not accepted:
@@ -274,7 +295,7 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
             if reason:
                 dropped[reason] += 1
                 continue
-            if c.review == "accepted":
+            if c.review == "accepted" and cfg.dataset != "steps":  # steps: acceptance required
                 if c.broken:
                     overrides["despite rules (" + ", ".join(c.broken) + ")"] += 1
                 if cfg.require_correct and c.correct is not True:
@@ -301,7 +322,7 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
                 eligible = kept
         eligible.sort(key=lambda c: (c.review != "accepted", c.correct is not True, c.length,
                                      c.id))
-        take = eligible[:cfg.per_problem]
+        take = eligible[:cfg.per_problem]  # None: no cap
         if len(eligible) > len(take):
             dropped[f"over the per-problem cap ({cfg.per_problem})"] += len(eligible) - len(take)
         if take:
