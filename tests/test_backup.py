@@ -70,8 +70,9 @@ def test_each_push_uploads_a_fresh_copy(tmp_path):
     from huggingface_hub import HfApi
 
     class RecordingApi(HfApi):
-        def __init__(self) -> None:
+        def __init__(self, folder) -> None:
             super().__init__(token="hf_x")
+            self.folder = folder
             self.commits: list[list[str]] = []
 
         def create_repo(self, repo_id, **kw):  # the hub is unreachable here
@@ -81,15 +82,15 @@ def test_each_push_uploads_a_fresh_copy(tmp_path):
 
         def create_commit(self, *a, operations, **kw):
             self.commits.append([op.path_in_repo for op in operations])
-            for op in operations:  # what would be uploaded is a store that opens
-                with Store(f"sqlite:///{op.path_or_fileobj}") as s:
-                    self.uploaded = s.stats()["trajectories"]
+            # what is uploaded is the folder's copy: a store that opens
+            with Store(f"sqlite:///{self.folder / 'startui.sqlite'}") as s:
+                self.uploaded = s.stats()["trajectories"]
             return None
 
     url = f"sqlite:///{tmp_path / 'live.sqlite'}"
     with Store(url) as store:
         store.save_trajectory(_traj(1))
-    api = RecordingApi()
+    api = RecordingApi(tmp_path / "backup")
     cfg = BackupConfig("team/b", "hf_x", every_minutes=60, folder=str(tmp_path / "backup"))
     scheduler = schedule(url, cfg, hf_api=api)
     try:
