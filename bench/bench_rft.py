@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _support import rft_backend, rft_problems  # noqa: E402
 from bench_store import synthetic  # noqa: E402
 
 from startui.answers import SCORER  # noqa: E402
@@ -47,18 +48,17 @@ from startui.rft.generate import Batch, BatchConfig  # noqa: E402
 from startui.rft.select import SelectConfig  # noqa: E402
 from startui.store import Store  # noqa: E402
 from startui.store.models import ScoreRow, TrajectoryRow  # noqa: E402
-from tests import rft_scripts  # noqa: E402
 
 
 async def one_batch(tmp: Path, problems: int, concurrency: int, delay: float,
                     tag: str) -> dict[str, float]:
     store = Store(f"sqlite:///{tmp / f'batch-{tag}.sqlite'}")
-    probs = rft_scripts.problems(problems, source=f"bench-{tag}")
+    probs = rft_problems(problems, source=f"bench-{tag}")
     store.upsert_problems(probs)
     try:
         async with KernelPool(size=concurrency, timeout=30) as pool:
             cfg = BatchConfig(run=tag, samples=1, greedy_baseline=True, concurrency=concurrency)
-            batch = Batch(store, rft_scripts.backend(delay=delay), pool, cfg,
+            batch = Batch(store, rft_backend(delay=delay), pool, cfg,
                           policy=HintPolicy(rounds=1))
             t = time.perf_counter()
             report = await batch.run(probs)

@@ -66,12 +66,23 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 
 def test_run_saves_to_the_store_unless_told_not_to(tmp_path):
-    script = write_script(tmp_path, [f"```python\n{PRIMES}\n```", "\\boxed{129}"])
-    common = ("--backend", "scripted", "--model", script, "--rounds", "0", "--json")
-    run_cli("run", "primes?", *common, "--no-save", cwd=tmp_path)
+    turns = [f"Let me add them up.\n```python\n{PRIMES}\n```", "The kernel agrees: \\boxed{129}."]
+    script = write_script(tmp_path, turns)
+    proc = run_cli("run", "primes?", "--backend", "scripted", "--model", script, "--rounds", "0",
+                   "--no-color", "--no-save", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # --no-save still shows the whole run: the thinking, the code, the kernel's output, the answer
+    out = proc.stdout
+    assert out.startswith("Let me add them up.\n")
+    assert f"```python\n{PRIMES}\n```" in out
+    assert "```output\n129\n```" in out
+    assert "The kernel agrees: \\boxed{129}." in out
+    assert out.rstrip().splitlines()[-1] == "Answer: 129"
+    # ... and nothing of it reached the store at STARTUI_DB_URL
     stats = json.loads(run_cli("stats", "--json", cwd=tmp_path).stdout)
-    assert stats["trajectories"] == 0
-    script = write_script(tmp_path, [f"```python\n{PRIMES}\n```", "\\boxed{129}"])
+    assert (stats["trajectories"], stats["segments"], stats["problems"], stats["runs"]) == (
+        0, 0, 0, 0)
+    common = ("--backend", "scripted", "--model", script, "--rounds", "0", "--json")
     final = json.loads(run_cli("run", "primes?", *common, cwd=tmp_path).stdout.splitlines()[-1])
     stats = json.loads(run_cli("stats", "--json", cwd=tmp_path).stdout)
     assert stats["trajectories"] == 1 and stats["segments"] == len(final["segments"])

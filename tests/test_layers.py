@@ -141,3 +141,15 @@ def test_every_stage_says_what_it_may_import():
     for stage in ("infer", "store", "review", "rft", "ui", "cli"):
         doc = ast.get_docstring(ast.parse((PACKAGE / stage / "__init__.py").read_text()))
         assert doc and len(doc) > 80, f"startui/{stage}/__init__.py needs its docstring"
+
+
+def test_benchmarks_do_not_import_the_tests():
+    bench = PACKAGE.parent / "bench"
+    offenders = []
+    for p in bench.glob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "tests" or n.startswith("tests.") for n in names):
+                offenders.append(p.name)
+    assert not offenders, f"benchmarks importing tests/: {offenders}"

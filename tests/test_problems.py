@@ -252,8 +252,9 @@ def test_missing_path_and_plain_directory(store, tmp_path):
 
 def test_sample_problems():
     probs = load_sample_problems()
-    kinds = [p.kind for p in probs]
-    assert kinds.count("math") >= 12 and kinds.count("code") >= 4
+    assert {p.kind for p in probs} == {"math", "code"}
+    assert len({p.id for p in probs}) == len(probs)  # no two share an id
+    assert all(p.id.startswith("sample:") for p in probs)
     assert all(p.answer for p in probs if p.kind == "math")
     assert all(p.tests for p in probs if p.kind == "code")
     by_id = {p.id: p for p in probs}
@@ -268,25 +269,66 @@ def test_sample_file_matches_its_generator():
     assert SAMPLES.read_text(encoding="utf-8") == make_sample_problems.render()
 
 
-def test_sample_code_tests_pass_with_reference_solutions():
-    """The expected outputs are right: solve each code problem and run its tests."""
-    solutions = {
-        "sample:balanced-brackets": "def is_balanced(s):\n"
-        "    st=[]\n    m={')':'(',']':'[','}':'{'}\n"
-        "    for c in s:\n"
-        "        if c in '([{': st.append(c)\n"
-        "        elif c in m and (not st or st.pop()!=m[c]): return False\n"
-        "    return not st\n",
-        "sample:run-length-encoding": "import itertools\ndef rle(s):\n"
-        "    return ''.join(f'{k}{len(list(g))}' for k,g in itertools.groupby(s))\n",
-    }
-    for p in load_sample_problems():
-        if p.id not in solutions:
-            continue
-        env: dict = {}
-        exec(solutions[p.id], env)  # noqa: S102 - our own reference code
-        for t in p.tests:
-            assert env[t["fn_name"]](*t["args"]) == t["expected"], (p.id, t)
+# A correct program for every code problem of the sample set, as a model would submit it.
+REFERENCE_SOLUTIONS = {
+    "sample:max-subarray": """\
+n = int(input())
+xs = list(map(int, input().split()))[:n]
+best = cur = xs[0]
+for x in xs[1:]:
+    cur = max(x, cur + x)
+    best = max(best, cur)
+print(best)
+""",
+    "sample:count-primes": """\
+import sys
+n = int(sys.stdin.readline())
+sieve = bytearray([1]) * (n + 1)
+sieve[:2] = bytes(min(2, n + 1))
+for i in range(2, int(n ** 0.5) + 1):
+    if sieve[i]:
+        sieve[i * i :: i] = bytes(len(range(i * i, n + 1, i)))
+print(sum(sieve))
+""",
+    "sample:balanced-brackets": """\
+def is_balanced(s: str) -> bool:
+    stack, pairs = [], {")": "(", "]": "[", "}": "{"}
+    for c in s:
+        if c in "([{":
+            stack.append(c)
+        elif c in pairs and (not stack or stack.pop() != pairs[c]):
+            return False
+    return not stack
+""",
+    "sample:run-length-encoding": """\
+import itertools
+def rle(s: str) -> str:
+    return "".join(f"{k}{len(list(g))}" for k, g in itertools.groupby(s))
+""",
+}
+
+
+async def test_every_sample_code_problem_is_solved_by_its_reference_solution(pool):
+    """The tests and expected outputs are right: a correct program scores correct on every code
+    problem of the sample set (stdio ones read stdin), through the same scorer as a model's."""
+    from startui.rft.scoring import score_trajectory
+    from startui.trajectory import Segment, Trajectory
+
+    code = [p for p in load_sample_problems() if p.kind == "code"]
+    assert code, "the sample set has no code problems"
+    missing = sorted({p.id for p in code} - REFERENCE_SOLUTIONS.keys())
+    assert not missing, f"code problems without a reference solution in this test: {missing}"
+    stale = sorted(REFERENCE_SOLUTIONS.keys() - {p.id for p in code})
+    assert not stale, f"reference solutions for problems no longer in the sample set: {stale}"
+    kinds = set()
+    for p in code:
+        answer = Segment("answer", f"Here it is.\n```python\n{REFERENCE_SOLUTIONS[p.id]}```")
+        traj = Trajectory(problem=p, prompt="", segments=[answer], status="finished")
+        r = await score_trajectory(traj, pool)
+        assert r.correct is True, (p.id, r.detail)
+        assert r.detail["passed"] == r.detail["total"] == len(p.tests), (p.id, r.detail)
+        kinds |= {t.get("type", "stdio") for t in p.tests}
+    assert kinds == {"stdio", "function"}  # both kinds of test were run
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -64,11 +64,6 @@ def test_equivalence_table(predicted, reference, equal):
     assert answers_match(predicted, reference) is equal
 
 
-def test_the_table_is_big_enough_and_has_negatives():
-    assert len(EQUIVALENCES) >= 25
-    assert sum(not eq for *_, eq in EQUIVALENCES) >= 8
-
-
 @pytest.mark.parametrize(("text", "expected"), [
     ("so \\boxed{1} then \\boxed{\\frac{2}{3}}", ("\\frac{2}{3}", "boxed")),
     ("nested \\boxed{\\{1, \\{2\\}\\}} ok", ("\\{1, \\{2\\}\\}", "boxed")),

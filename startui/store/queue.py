@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, tuple_
+from sqlalchemy import BigInteger, Select, and_, cast, exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from startui.store.models import REVIEW_STATES, ProblemRow, ReviewRow, SegmentRow, TrajectoryRow
@@ -108,7 +108,8 @@ def _order_key(f: QueueFilter) -> list[Any]:
         return [T.length, T.id]
     if f.sort == "shuffled":
         a, m = _permutation(f.seed)
-        return [(((T.shuffle + a) % _PRIME) * m) % _PRIME, T.id]
+        key = cast(T.shuffle, BigInteger)  # PostgreSQL's integer is 32-bit: compute in 64
+        return [(((key + a) % _PRIME) * m) % _PRIME, T.id]
     return [T.created_at, T.id]
 
 
