@@ -119,3 +119,17 @@ def test_the_transformers_backend_says_which_file_to_install(monkeypatch, tiny_d
     backend = TransformersBackend(str(tiny_dir))
     with pytest.raises(BackendError, match="requirements-transformers.txt"):
         backend.load()
+
+
+def test_doctor_reports_the_sandbox_this_machine_gives(tmp_path, capsys, monkeypatch):
+    from startui.cli import main
+
+    monkeypatch.delenv("STARTUI_ALLOW_WEAK_SANDBOX", raising=False)
+    assert main(["doctor", "--json", "--db", f"sqlite:///{tmp_path / 'd.sqlite'}"]) == 0
+    import json
+
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["store"]["trajectories"] == 0
+    assert facts["isolation"]["landlock"]["abi"] >= 1  # Landlock ABI 7 on these machines
+    assert facts["isolation_line"].startswith("isolation: Landlock ABI")
+    assert facts["public_mode_ready"] is True

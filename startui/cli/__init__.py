@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from startui.cli import doctor as cli_doctor
 from startui.cli import rft as cli_rft
 from startui.cli import run as cli_run
 from startui.cli import store as cli_store
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="startui",
                                      description="START Studio: Hint-infer with a real kernel")
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (cli_run, cli_store, cli_rft):
+    for group in (cli_run, cli_store, cli_rft, cli_doctor):
         group.register(sub)
     return parser
 
