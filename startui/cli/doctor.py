@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import platform
 import sys
 from typing import Any
 
-import startui
+from startui import resources
 from startui.infer.kernels import KernelPool, describe_isolation, isolation_is_weak
 
 
@@ -21,7 +22,13 @@ async def _isolation() -> dict[str, Any] | None:
 
 
 def facts(db: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"startui": startui.__version__, "python": sys.version.split()[0],
+    try:
+        version = importlib.metadata.version("startui")
+    except importlib.metadata.PackageNotFoundError:
+        version = "not installed"
+    if resources.in_checkout():
+        version += ", running from a checkout"
+    out: dict[str, Any] = {"startui": version, "python": sys.version.split()[0],
                            "platform": platform.platform(), "root": os.geteuid() == 0}
     try:
         from startui.store import Store, describe_url
