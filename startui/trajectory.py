@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from startui.answers import extract_boxed
+from startui.answers import extract_answer, extract_boxed
 
 Kind = Literal["think", "hint", "code", "output", "answer"]
 Source = Literal["model", "auto", "human", "kernel"]
@@ -128,6 +128,18 @@ class Trajectory:
             out.append((pos, pos + n))
             pos += n
         return out
+
+    def final_answer(self) -> tuple[str | None, str | None]:
+        """(answer, how it was found): the answer segment's (or the model text's) last
+        ``\\boxed{}``, else the fallbacks ("phrase", "last_number") on the final answer (or
+        last model) segment. Scoring and the review tab both show this."""
+        boxed = self.answer
+        if boxed:
+            return boxed, "boxed"
+        last = next((s.text for s in reversed(self.segments)
+                     if s.source == "model" and s.kind in ("answer", "think") and s.text.strip()),
+                    "")
+        return extract_answer(last)
 
     @property
     def ends_in_error(self) -> bool:

@@ -47,7 +47,7 @@ _HOLD_MARKERS = ("```python\n", "```python3\n", "```py\n", OUTPUT_OPEN_MARK)
 _MARKER_SPAN = 48  # longer than any marker, the think-end tag and the leading blanks included
 
 if TYPE_CHECKING:
-    from startui.infer.kernels import Kernel, KernelPool
+    from startui.infer.kernels import ExecutionResult, Kernel, KernelPool
 
 Subscriber = Callable[[Event], Any]
 
@@ -547,9 +547,7 @@ class Session:
             kernel = await self._get_kernel()
             started = time.perf_counter()
             result = await kernel.execute(code.text, timeout=cfg.kernel_timeout)
-            meta = result.meta()
-            meta.setdefault("duration", time.perf_counter() - started)
-            out = Segment("output", result.text.rstrip("\n") or "(no output)", "kernel", meta)
+            out = output_segment(result, time.perf_counter() - started)
             if result.error in ("Timeout", "KernelDied"):
                 # the kernel's own line (timeout, death) comes last, after any partial output
                 await self._emit(Notice(traj.id, result.text.splitlines()[-1] if result.text
@@ -558,6 +556,15 @@ class Session:
         index = len(traj.segments) - 1
         await self._emit(SegmentStarted(traj.id, index, out))
         await self._finish_segment(index)
+
+
+def output_segment(result: ExecutionResult, duration: float | None = None) -> Segment:
+    """The ```output segment a cell's result becomes: what the model reads, the same for the
+    engine and for a reviewer's re-run of edited code."""
+    meta = result.meta()
+    if duration is not None:
+        meta.setdefault("duration", duration)
+    return Segment("output", result.text.rstrip("\n") or "(no output)", "kernel", meta)
 
 
 def _unfinished_code(seg: Segment) -> None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from startui.answers import ScoreResult, answers_match, extract_answer
+from startui.answers import ScoreResult, answers_match
 
 if TYPE_CHECKING:
     from startui.infer.kernels import Kernel, KernelPool
@@ -36,14 +36,8 @@ def _model_text(traj: Trajectory) -> str:
 
 
 def final_answer(traj: Trajectory) -> tuple[str | None, str | None]:
-    """The trajectory's final answer and how it was found: the answer segment's (or the model
-    text's) last ``\\boxed{}``, else the fallbacks on the final answer (or last model) segment."""
-    boxed = traj.answer
-    if boxed:
-        return boxed, "boxed"
-    last = next((s.text for s in reversed(traj.segments)
-                 if s.source == "model" and s.kind in ("answer", "think") and s.text.strip()), "")
-    return extract_answer(last)
+    """The trajectory's final answer and how it was found (see Trajectory.final_answer)."""
+    return traj.final_answer()
 
 
 def score_math(traj: Trajectory) -> ScoreResult:

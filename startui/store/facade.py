@@ -351,6 +351,11 @@ class Store:
                 review_status=review_status, parent_id=parent_id, kind=kind, limit=limit,
                 offset=offset, newest_first=newest_first)
 
+    def trajectory_summary(self, trajectory_id: str) -> TrajectorySummary:
+        """One trajectory's line (status, review status, counters), without its segments."""
+        with self.read() as s:
+            return queries.summary(s, trajectory_id)
+
     def count_trajectories(self, **filters: Any) -> int:
         with self.read() as s:
             return queries.count_trajectories(s, **filters)

@@ -22,7 +22,7 @@ from startui.store.models import (
     SegmentRow,
     TrajectoryRow,
 )
-from startui.store.repository import format_ts, load_many, parse_ts
+from startui.store.repository import NotFoundError, format_ts, load_many, parse_ts
 from startui.trajectory import STATUSES, Trajectory
 
 PREVIEW_CHARS = 200
@@ -99,6 +99,13 @@ def list_trajectories(s: Any, *, limit: int = 50, offset: int = 0, newest_first:
     order = (T.created_at.desc(), T.id.desc()) if newest_first else (T.created_at, T.id)
     q = _filters(_summary_select(), **filters).order_by(*order).limit(limit).offset(offset)
     return [_summary(r) for r in s.execute(q)]
+
+
+def summary(s: Any, tid: str) -> TrajectorySummary:
+    r = s.execute(_summary_select().where(T.id == tid)).first()
+    if r is None:
+        raise NotFoundError(f"no trajectory {tid!r} in the store")
+    return _summary(r)
 
 
 def count_trajectories(s: Any, **filters: Any) -> int:

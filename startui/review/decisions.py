@@ -1,0 +1,81 @@
+"""Decisions: accept, reject, skip or ask for another review — one at a time, undone, or by rule.
+
+Every decision names the reviewer, the time and the trajectory version it was about (the store
+refuses one made on a version that changed since it was loaded). Accepting a trajectory whose
+current revision has stale outputs is refused unless the reviewer gives a reason, which is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from startui.review.edits import stale_outputs
+from startui.review.guide import label_set
+from startui.review.users import require
+from startui.store.models import DECISIONS
+from startui.store.queue import QueueFilter
+from startui.store.reviews import Review
+
+
+class StaleOutputsBlock(ValueError):
+    """Accepting would train on outputs that no longer match their code."""
+
+
+def decide(store: Any, tid: str, *, reviewer: str, decision: str, score: int | None = None,
+           labels: list[str] | tuple[str, ...] = (), comment: str = "",
+           expected_version: int | None = None, override_reason: str | None = None) -> Review:
+    require(store, reviewer, "decide")
+    if decision not in DECISIONS:
+        raise ValueError(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
+    if score is not None and (int(score) != score or not 1 <= int(score) <= 5):
+        raise ValueError(f"a score is 1 to 5, not {score!r}")
+    known = label_set(store)
+    unknown = [lab for lab in labels if lab not in known]
+    if unknown:
+        raise ValueError(f"unknown label {unknown[0]!r}; the label set is {', '.join(known)}")
+    detail: dict[str, Any] = {}
+    if decision == "accepted":
+        stale = stale_outputs(store, tid)
+        if stale and not (override_reason or "").strip():
+            where = ", ".join(str(s.position) for s in stale)
+            raise StaleOutputsBlock(
+                f"{len(stale)} output{'s' if len(stale) > 1 else ''} (segment {where}) no longer "
+                "match their code after the edit: take the new output, or accept with a reason")
+        if stale:
+            detail = {"stale_override": override_reason.strip(), "stale": len(stale)}
+    return store.add_review(tid, reviewer=reviewer, decision=decision,
+                            score=None if score is None else float(score), notes=comment or "",
+                            expected_version=expected_version, labels=list(labels),
+                            detail=detail)
+
+
+def undo(store: Any, reviewer: str) -> Review | None:
+    """Take ``reviewer``'s last decision back (None: nothing left to undo)."""
+    require(store, reviewer, "decide")
+    return store.undo_last_decision(reviewer)
+
+
+def decide_by_rule(store: Any, *, runs: list[str], reviewer: str, decision: str = "accepted",
+                   verdict: str = "correct", only_pending: bool = True) -> int:
+    """Decide every trajectory of ``runs`` whose rule verdict is ``verdict`` (e.g. accept every
+    rule-correct one), so people review only the rest. Returns how many were decided;
+    trajectories with stale outputs are left for a person."""
+    require(store, reviewer, "decide")
+    done = 0
+    for run in store.resolve_runs(runs):
+        f = QueueFilter(review_status="pending" if only_pending else None, verdict=verdict,
+                        run_id=run)
+        cursor = None
+        while True:
+            page = store.queue_page(f, after=cursor, limit=200)
+            for item in page.items:
+                try:
+                    decide(store, item.id, reviewer=reviewer, decision=decision,
+                           expected_version=item.version)
+                    done += 1
+                except StaleOutputsBlock:
+                    continue
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+    return done
