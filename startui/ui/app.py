@@ -8,9 +8,10 @@ from typing import Any
 
 import gradio as gr
 
-from startui.ui import render
+from startui.ui import auth, links, render, review
 from startui.ui.live import build_live_tab
-from startui.ui.studio import RunSettings, Services, Studio
+from startui.ui.review import build_review_tab
+from startui.ui.studio import RunSettings, Services
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +70,29 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
     with gr.Blocks(title="START Studio", fill_width=True) as demo:
         studio_state = gr.State(None, delete_callback=lambda s: s and s.stop())
         gr.Markdown(INTRO)
-        with gr.Tabs():
-            with gr.Tab("Hint-infer", id="live"):
-                build_live_tab(demo, services, studio_state, examples=examples,
-                               concurrency=concurrency, defaults=defaults)
-        demo.load(lambda: Studio(services), None, studio_state)
+        link = gr.Textbox(visible=False)  # the page's ?t=ID&tab=… (see startui.ui.links)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Hint-infer", id="live") as live_tab:
+                live = build_live_tab(demo, services, studio_state, examples=examples,
+                                      concurrency=concurrency, defaults=defaults)
+            with gr.Tab("Review", id="review") as review_tab:
+                reviewing = build_review_tab(demo, services, studio_state, tabs=tabs,
+                                             live=live, link=link)
+        links.wire(demo, services, studio_state, tabs=tabs, live=live, live_tab=live_tab,
+                   review=reviewing, review_tab=review_tab, link=link)
     demo.services = services  # type: ignore[attr-defined]
     demo.defaults = defaults  # type: ignore[attr-defined]
     return demo
 
 
 def launch(demo: gr.Blocks, *, warm: bool = False, **kw: Any) -> Any:
-    """Launch with the theme and CSS (Gradio 6 takes them at launch) and the image folder;
-    ``warm`` preloads the default model while the server starts."""
+    """Launch with the theme, CSS and the review keys (Gradio 6 takes them at launch), the
+    image folder, and a login page once the store has users with passwords; ``warm`` preloads
+    the default model while the server starts."""
     render.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
     if warm:
         demo.services.warm(demo.defaults)  # type: ignore[attr-defined]
+    kw.setdefault("auth", auth.auth_for(demo.services.store))  # type: ignore[attr-defined]
     return demo.queue(default_concurrency_limit=None).launch(
-        css=CSS, allowed_paths=[str(render.IMAGE_DIR)], theme=gr.themes.Soft(), **kw)
+        css=CSS + review.CSS, js=review.KEYS_JS, allowed_paths=[str(render.IMAGE_DIR)],
+        theme=gr.themes.Soft(), **kw)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from startui.trajectory import Problem, Trajectory
-from startui.ui import render
+from startui.ui import auth, render
 from startui.ui.studio import RunSettings, Services, Studio
 
 BACKENDS = ["llamacpp", "openai", "vllm", "transformers", "scripted"]
@@ -51,8 +52,24 @@ def _view(studio: Studio, traj: Trajectory | None, *, picks: bool = True) -> tup
             gr.update(choices=render.segment_choices(traj), value=None) if picks else gr.skip())
 
 
+@dataclass
+class LiveTab:
+    """What other tabs and the deep links wire into: the live view's outputs, the trajectory on
+    screen, the rewind box, and the handlers that open a trajectory or branch from it."""
+
+    view: list[Any]  # studio state, chatbot, status, current id, rewind picker
+    current: gr.State
+    seg_text: gr.Textbox
+    branches: gr.Dropdown
+    settings: list[Any]
+    send_btn: gr.Button
+    open: Callable[[Studio | None, str | None], tuple[Any, ...]]
+    branch: Callable[..., AsyncIterator[Any]]  # (studio, (id, index, text), *settings)
+    generate: dict[str, Any]  # the generation queue's concurrency settings
+
+
 def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, *,
-                   examples: list[Problem], concurrency: int, defaults: RunSettings) -> None:
+                   examples: list[Problem], concurrency: int, defaults: RunSettings) -> LiveTab:
     library = services.library
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
@@ -67,6 +84,11 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 stop_btn = gr.Button("⏹ Stop", variant="stop", elem_id="stop")
                 continue_btn = gr.Button("⏩ Continue", elem_id="continue")
             status = gr.Markdown(render.status_line(None, False), elem_id="status")
+            with gr.Row(equal_height=True):
+                accept_btn = gr.Button("✓ Accept", size="sm", elem_id="live-accept")
+                reject_btn = gr.Button("✗ Reject", size="sm", elem_id="live-reject")
+                send_btn = gr.Button("Review it ↗", size="sm", elem_id="live-send")
+                decided = gr.Markdown("", elem_id="live-decided")
             chatbot = gr.Chatbot(label="Reasoning", height=640, elem_id="trajectory",
                                  layout="panel", latex_delimiters=LATEX,
                                  buttons=["copy_all"], feedback_options=None)
@@ -102,6 +124,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 with gr.Row():
                     refresh_btn = gr.Button("↻ Refresh", size="sm")
                     open_btn = gr.Button("Open", size="sm", elem_id="open")
+                open_id = gr.Textbox(visible=False)  # the API's /open: any id, as a string
             with gr.Accordion("Rewind & branch", open=False, elem_id="rewind-box"):
                 seg_pick = gr.Dropdown([], label="Segment", elem_id="seg-pick")
                 seg_text = gr.Textbox(label="Its text (edit it, or empty it to cut there)",
@@ -154,6 +177,14 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
             raise gr.Error("pick a segment to rewind to first")
         return studio.rewind(_open(studio, traj_id), int(index), text, _settings(*values))
 
+    def start_from(studio: Studio, point: tuple[str, int, str] | None,
+                   *values: Any) -> AsyncIterator[Trajectory]:
+        """The review tab's "continue from here": a branch at a segment, with its edited text."""
+        if not point:
+            raise gr.Error("nothing to continue from")
+        traj_id, index, text = point
+        return start_branch(studio, traj_id, index, text, *values)
+
     def on_stop(studio: Studio | None) -> None:
         if studio is None or not studio.stop():
             gr.Info("nothing is running")
@@ -186,6 +217,31 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
         traj = _open(studio, traj_id)
         return traj.segments[int(index)].text if int(index) < len(traj.segments) else ""
 
+    def decide(decision: str) -> Callable[..., str]:
+        """Accept or reject the trajectory on screen, as the logged-in person."""
+        def handler(studio: Studio | None, traj_id: str | None, request: gr.Request,
+                    profile: gr.OAuthProfile | None = None) -> str:
+            from startui.review import decisions
+
+            studio = studio or Studio(services)
+            if not traj_id:
+                raise gr.Error("run or open a trajectory first")
+            if studio.running and studio.trajectory and studio.trajectory.id == traj_id:
+                raise gr.Error("this run is still going: stop it (or let it finish) first")
+            if services.store is None:
+                raise gr.Error("this app runs without a store")
+            who = auth.reviewer(services.store, request, profile)
+            try:
+                review = decisions.decide(services.store, traj_id, reviewer=who,
+                                          decision=decision)
+            except auth.USER_ERRORS as e:
+                raise gr.Error(str(e)) from None
+            gr.Info(f"{decision} by {who}")
+            return (f"{'✓' if decision == 'accepted' else '✗'} **{decision}** by {who} "
+                    f"(version {review.trajectory_version})")
+
+        return handler
+
     def on_branches(traj_id: str | None) -> Any:
         return gr.update(choices=[(render.run_label(s, branch=True), s.id)
                                   for s in services.branches(traj_id)])
@@ -215,13 +271,23 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                      api_name=False, concurrency_limit=None)
     refresh_btn.click(on_refresh, None, runs, api_name="recent")
     demo.load(on_refresh, None, runs, api_name=False)
-    open_btn.click(on_open, [studio_state, runs], view, api_name="open").then(
+    open_btn.click(on_open, [studio_state, runs], view, api_name=False).then(
         on_branches, current, branches, api_name=False)
+    # The API's /open takes any id as a plain string (the dropdown only knows /recent's ids).
+    api.click(on_open, [studio_state, open_id], view, api_name="open").then(
+        on_branches, current, branches, api_name=False)
+    accept_btn.click(decide("accepted"), [studio_state, current], decided, api_name=False)
+    reject_btn.click(decide("rejected"), [studio_state, current], decided, api_name=False)
+    current.change(lambda _: "", current, decided, api_name=False)
     runs.select(on_open, [studio_state, runs], view, api_name=False).then(
         on_branches, current, branches, api_name=False)
     branches.select(on_open, [studio_state, branches], view, api_name=False)
     seg_pick.change(on_pick_segment, [studio_state, current, seg_pick], seg_text,
                     api_name=False)
+    return LiveTab(view=view, current=current, seg_text=seg_text, branches=branches,
+                   settings=settings, send_btn=send_btn,
+                   open=lambda st, tid: on_open(st, tid),
+                   branch=streaming(start_from, True), generate=gen)
 
 
 def _open(studio: Studio, traj_id: str | None) -> Trajectory:

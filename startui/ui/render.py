@@ -84,14 +84,19 @@ def answer_message(seg: Segment) -> Message:
 
 
 def messages(traj: Trajectory | None, timings: dict[int, Timing] | None = None,
-             now: float | None = None) -> list[Message]:
+             now: float | None = None, *, marks: dict[int, str] | None = None,
+             ) -> list[Message]:
+    """The chat of a trajectory. ``marks`` (segment index → a short tag such as ``#3 ✅``) go in
+    front of that segment's first message: the review tab's step numbers and labels, on the same
+    rendering the live tab streams (one renderer, not two)."""
     if traj is None:
         return []
     timings = timings or {}
     out: list[Message] = [{"role": "user", "content": traj.problem.question}]
     for i, seg in enumerate(traj.segments):
+        start = len(out)
         if seg.kind == "think":
-            if seg.closed and not seg.text.strip():
+            if seg.closed and not seg.text.strip() and not (marks and i in marks):
                 continue  # a blank line between two cells is no thought worth a block
             out.append(think_message(seg, timings.get(i), now))
         elif seg.kind == "hint":
@@ -102,7 +107,22 @@ def messages(traj: Trajectory | None, timings: dict[int, Timing] | None = None,
             out.extend(output_messages(seg))
         elif seg.kind == "answer":
             out.append(answer_message(seg))
+        if marks and i in marks and len(out) > start:
+            out[start] = marked(out[start], marks[i])
     return out
+
+
+def marked(message: Message, mark: str) -> Message:
+    """``message`` with ``mark`` in front: in the title of a collapsible block, else as an inline
+    code tag on the first line (a fenced block starts on the next one)."""
+    meta = message.get("metadata")
+    if meta and meta.get("title"):
+        return {**message, "metadata": {**meta, "title": f"{mark} · {meta['title']}"}}
+    content = message["content"]
+    if not isinstance(content, str):
+        return message  # an image or a figure: its text message carries the mark
+    sep = "\n\n" if content.startswith("```") else " "
+    return {**message, "content": f"`{mark}`{sep}{content}"}
 
 
 def status_line(traj: Trajectory | None, running: bool) -> str:
