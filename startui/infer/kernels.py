@@ -340,6 +340,16 @@ def describe_isolation(report: dict[str, Any] | None) -> str:
             (" — WEAK: only rlimits hold on this machine" if weak else ""))
 
 
+def probe_isolation(isolation: Isolation | None = None) -> dict[str, Any] | None:
+    """Start one kernel (in its own event loop) and return what its sandbox reported: the
+    truth about this machine, for the app's status line and public mode's start-up check."""
+    async def probe() -> dict[str, Any] | None:
+        async with KernelPool(size=1, timeout=30, isolation=isolation) as pool:
+            return pool.isolation
+
+    return asyncio.run(probe())
+
+
 def isolation_is_weak(report: dict[str, Any] | None) -> bool:
     return not report or not (report.get("landlock") or report.get("namespaces")
                               or report.get("user"))

@@ -18,6 +18,9 @@ from typing import Any
 from startui.store.reviews import User
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# A visitor of a public deployment who did not log in: may look, never touch (no user can be
+# called this: the name check refuses parentheses).
+ANONYMOUS = "(anonymous)"
 _N, _R, _P = 2**14, 8, 1
 ACTIONS = {"decide": ("admin", "reviewer"), "label": ("admin", "reviewer"),
            "edit": ("admin", "reviewer"), "export": ("admin", "reviewer"),
@@ -98,6 +101,8 @@ def os_reviewer() -> str:
 def role_of(store: Any, name: str) -> str:
     """A configured user's role; with nobody configured, everyone is a reviewer; someone
     unknown to a store that has users is a viewer."""
+    if name == ANONYMOUS:
+        return "viewer"
     if store is None:
         return "reviewer"
     user = store.get_user(name)
@@ -109,6 +114,9 @@ def role_of(store: Any, name: str) -> str:
 def require(store: Any, name: str, action: str) -> None:
     """Raise PermissionDenied unless ``name`` may do ``action``."""
     allowed = ACTIONS[action]
+    if name == ANONYMOUS:
+        raise PermissionDenied(f"log in to {action}: this public deployment lets visitors look, "
+                               "and reviewers work")
     role = role_of(store, name)
     if role not in allowed:
         raise PermissionDenied(f"{name} is a {role}: {action} needs the role "

@@ -343,13 +343,13 @@ class Store:
     def list_trajectories(self, status: str | None = None, problem_id: str | None = None, *,
                           run_id: str | None = None, review_status: str | None = None,
                           parent_id: str | None = None, kind: str | None = None,
-                          limit: int = 50, offset: int = 0,
+                          visitor: str | None = None, limit: int = 50, offset: int = 0,
                           newest_first: bool = True) -> list[TrajectorySummary]:
         with self.read() as s:
             return queries.list_trajectories(
                 s, status=status, problem_id=problem_id, run_id=run_id,
-                review_status=review_status, parent_id=parent_id, kind=kind, limit=limit,
-                offset=offset, newest_first=newest_first)
+                review_status=review_status, parent_id=parent_id, kind=kind, visitor=visitor,
+                limit=limit, offset=offset, newest_first=newest_first)
 
     def trajectory_summary(self, trajectory_id: str) -> TrajectorySummary:
         """One trajectory's line (status, review status, counters), without its segments."""

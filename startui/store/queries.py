@@ -78,7 +78,8 @@ def _summary(r: Any) -> TrajectorySummary:
 
 def _filters(q: Select[Any], *, status: str | None = None, problem_id: str | None = None,
              run_id: str | None = None, review_status: str | None = None,
-             parent_id: str | None = None, kind: str | None = None) -> Select[Any]:
+             parent_id: str | None = None, kind: str | None = None,
+             visitor: str | None = None) -> Select[Any]:
     if status is not None:
         q = q.where(T.status == status)
     if problem_id is not None:
@@ -91,6 +92,8 @@ def _filters(q: Select[Any], *, status: str | None = None, problem_id: str | Non
         q = q.where(T.parent_id == parent_id)
     if kind is not None:
         q = q.where(P.kind == kind)
+    if visitor is not None:  # the public demo's "your runs": kept in the trajectory's settings
+        q = q.where(T.settings["visitor"].as_string() == visitor)
     return q
 
 

@@ -51,7 +51,7 @@ class ConflictError(StoreError):
 ARTIFACT_KEYS = {"images": "image/png", "plotly": "application/vnd.plotly.v1+json"}
 # Settings keys that describe one trajectory, not the run it belongs to.
 PER_TRAJECTORY_SETTINGS = frozenset({"parent_id", "branch_point", "run_id", "run_name", "mode",
-                                     "sample"})
+                                     "sample", "visitor"})
 
 
 def parse_ts(value: str | datetime) -> datetime:

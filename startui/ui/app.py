@@ -8,7 +8,11 @@ from typing import Any
 
 import gradio as gr
 
+from startui import resources
+from startui.infer.kernels import describe_isolation, isolation_is_weak, probe_isolation
+from startui.store.backup import BackupConfig, schedule
 from startui.ui import auth, links, render, review
+from startui.ui.deployment import Deployment
 from startui.ui.live import build_live_tab
 from startui.ui.review import build_review_tab
 from startui.ui.studio import RunSettings, Services
@@ -58,14 +62,21 @@ def default_settings() -> RunSettings:
 def build_app(services: Services | None = None, *, db_url: str | None = None,
               concurrency: int | None = None, defaults: RunSettings | None = None,
               ) -> gr.Blocks:
-    services = services or Services(open_store(db_url))
     from startui.store.problems import load_sample_problems
 
-    examples = [p for p in load_sample_problems() if p.kind == "math"]
     defaults = defaults or default_settings()
     if concurrency is None:
         env = os.environ.get("STARTUI_CONCURRENCY")
         concurrency = int(env) if env else (1 if defaults.backend in LOCAL_BACKENDS else 8)
+    if services is None:
+        kernels = os.environ.get("STARTUI_MAX_KERNELS")
+        services = Services(open_store(db_url), deployment=Deployment.from_env(defaults),
+                            max_kernels=int(kernels) if kernels else 2 * concurrency)
+    examples = [p for p in load_sample_problems() if p.kind == "math"]
+    # Public mode: reviewing needs a login (the store's users, or Hugging Face's on a Space);
+    # without one the tab is hidden, and its endpoints refuse anonymous visitors.
+    reviewable = not services.deployment.public or auth.auth_for(services.store) is not None \
+        or auth.on_spaces()
 
     with gr.Blocks(title="START Studio", fill_width=True) as demo:
         studio_state = gr.State(None, delete_callback=lambda s: s and s.stop())
@@ -75,7 +86,7 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
             with gr.Tab("Hint-infer", id="live") as live_tab:
                 live = build_live_tab(demo, services, studio_state, examples=examples,
                                       concurrency=concurrency, defaults=defaults)
-            with gr.Tab("Review", id="review") as review_tab:
+            with gr.Tab("Review", id="review", visible=reviewable) as review_tab:
                 reviewing = build_review_tab(demo, services, studio_state, tabs=tabs,
                                              live=live, link=link)
         links.wire(demo, services, studio_state, tabs=tabs, live=live, live_tab=live_tab,
@@ -85,11 +96,46 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
     return demo
 
 
+def check_isolation(services: Services) -> None:
+    """Find out what the sandbox holds on this machine (one kernel starts), for the status line;
+    public mode refuses to start where only rlimits would hold, unless the operator opts in."""
+    if services.isolation is None:
+        try:
+            services.isolation = probe_isolation()
+        except Exception as e:  # noqa: BLE001 - the kernel error shows again on the first run
+            log.error("no kernel could start: %s", e)
+    log.info(describe_isolation(services.isolation))
+    d = services.deployment
+    if d.public and isolation_is_weak(services.isolation) and not d.allow_weak_sandbox:
+        raise SystemExit(
+            "refusing to start in public mode: " + describe_isolation(services.isolation) +
+            ". Model-written code would run with only resource limits around it. Run where "
+            "Landlock or namespaces are available, or set STARTUI_ALLOW_WEAK_SANDBOX=1 to "
+            "accept that.")
+
+
+def start_backup(services: Services) -> Any:
+    """Push consistent copies of the SQLite store to a Hugging Face dataset repo when
+    STARTUI_BACKUP_REPO and HF_TOKEN are set (a Space's disk can be wiped)."""
+    store = services.store
+    cfg = BackupConfig.from_env(resources.data_dir()) if store is not None else None
+    if cfg is None or not store.is_sqlite:
+        return None
+    try:
+        return schedule(store.url, cfg)
+    except Exception as e:  # noqa: BLE001 - a backup problem must not stop the app
+        log.error("backups are off: %s", e)
+        return None
+
+
 def launch(demo: gr.Blocks, *, warm: bool = False, **kw: Any) -> Any:
     """Launch with the theme, CSS and the review keys (Gradio 6 takes them at launch), the
     image folder, and a login page once the store has users with passwords; ``warm`` preloads
     the default model while the server starts."""
     render.IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    services: Services = demo.services  # type: ignore[attr-defined]
+    check_isolation(services)
+    start_backup(services)
     if warm:
         demo.services.warm(demo.defaults)  # type: ignore[attr-defined]
     kw.setdefault("auth", auth.auth_for(demo.services.store))  # type: ignore[attr-defined]

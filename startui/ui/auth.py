@@ -46,14 +46,22 @@ def auth_for(store: Any) -> Callable[[str, str], bool] | None:
 
 
 def reviewer(store: Any, request: gr.Request | None,
-             profile: gr.OAuthProfile | None = None) -> str:
-    """The name every decision, label and edit is recorded under."""
+             profile: gr.OAuthProfile | None = None, *, public: bool = False) -> str:
+    """The name every decision, label and edit is recorded under: the logged-in person; on a
+    laptop with nobody configured, the OS user; in public mode, nobody (``users.ANONYMOUS``,
+    who may look but not touch)."""
+    name = logged_in(request, profile)
+    if name:
+        return name
+    return users.ANONYMOUS if public else users.os_reviewer()
+
+
+def logged_in(request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> str | None:
+    """The name of a person who logged in (Gradio's auth or Hugging Face), else None."""
     name = getattr(request, "username", None) if request is not None else None
     if name:
         return str(name)
-    if profile is not None:
-        return str(profile.username)
-    return users.os_reviewer()
+    return str(profile.username) if profile is not None else None
 
 
 def role(store: Any, name: str) -> str:

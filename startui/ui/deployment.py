@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from startui.ui.studio import RunSettings
+from startui.ui.settings import RunSettings
 
 
 class NotAllowed(PermissionError):

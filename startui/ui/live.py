@@ -14,8 +14,10 @@ from typing import Any
 
 import gradio as gr
 
+from startui.infer.kernels import describe_isolation
 from startui.trajectory import Problem, Trajectory
 from startui.ui import auth, render
+from startui.ui.deployment import NotAllowed, visitor_key
 from startui.ui.studio import RunSettings, Services, Studio
 
 BACKENDS = ["llamacpp", "openai", "vllm", "transformers", "scripted"]
@@ -103,11 +105,19 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 insert_btn = gr.Button("💡 Insert hint", scale=1, elem_id="insert")
         with gr.Column(scale=1, min_width=280):
             with gr.Accordion("Settings", open=False):
-                backend = gr.Dropdown(BACKENDS, value=defaults.backend, label="Backend",
-                                      allow_custom_value=True)
-                model = gr.Textbox(defaults.model or "",
-                                   label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
-                base_url = gr.Textbox(defaults.base_url or "", label="Server URL (openai / vllm)")
+                public = services.deployment.public
+                if public:  # visitors pick among the deployment's choices, nothing else
+                    labels = services.deployment.labels
+                    backend = gr.Dropdown(labels, value=labels[0], label="Model",
+                                          elem_id="backend")
+                else:
+                    backend = gr.Dropdown(BACKENDS, value=defaults.backend, label="Backend",
+                                          allow_custom_value=True, elem_id="backend")
+                model = gr.Textbox(
+                    "" if public else defaults.model or "", visible=not public,
+                    label="Model (empty: embedded Qwen2.5-Coder-1.5B-Instruct)")
+                base_url = gr.Textbox("" if public else defaults.base_url or "",
+                                      visible=not public, label="Server URL (openai / vllm)")
                 temperature = gr.Slider(0, 1.5, value=0.6, step=0.05, label="Temperature")
                 max_tokens = gr.Slider(64, 8192, value=1536, step=64, label="Max tokens")
                 rounds = gr.Slider(0, 4, value=1, step=1, label="End-of-reasoning hint rounds")
@@ -118,6 +128,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 max_tool_calls = gr.Slider(0, 12, value=6, step=1, label="Max tool calls")
                 timeout = gr.Slider(1, 120, value=30, step=1, label="Kernel timeout (s)")
                 seed = gr.Number(value=-1, label="Seed (-1: random)", precision=0)
+                isolation = gr.Markdown(elem_id="isolation")
             with gr.Accordion("Recent runs", open=True):
                 runs = gr.Dropdown([], label="Saved trajectories", elem_id="runs",
                                    interactive=True)
@@ -150,32 +161,44 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                     done = traj.status != "running"  # the picker is for a run that ended
                     yield (studio, *_view(studio, traj, picks=done and not picked))
                     picked = picked or done
-        except (ValueError, RuntimeError) as e:
+        except (ValueError, RuntimeError, PermissionError) as e:  # said to the person
             raise gr.Error(str(e)) from None
         if page:
             yield (studio, gr.skip(), gr.skip(), gr.skip(), gr.skip())
 
     def streaming(start: Callable[..., AsyncIterator[Trajectory]], page: bool) -> Any:
-        """A generation handler: ``start(studio, *inputs)`` gives the run's live updates."""
-        async def handler(studio: Studio | None, *inputs: Any) -> AsyncIterator[Any]:
+        """A generation handler: ``start(studio, *inputs)`` gives the run's live updates. Who
+        asks comes from the request (never from an input): whose run it is, and whose rate
+        limit it counts against."""
+        async def handler(studio: Studio | None, request: gr.Request,
+                          *inputs: Any) -> AsyncIterator[Any]:
             studio = studio or Studio(services)
+            studio.visitor = studio.visitor or visitor_of(request)
+            studio.client = visitor_key(request)
             async for v in stream(studio, start(studio, *inputs), page=page):
                 yield v
 
         return handler
 
+    def admitted(studio: Studio, values: tuple[Any, ...]) -> RunSettings:
+        try:
+            return services.admit(_settings(*values), studio.client or studio.visitor or "")
+        except NotAllowed as e:
+            raise gr.Error(str(e)) from None
+
     def start_run(studio: Studio, question: str, *values: Any) -> AsyncIterator[Trajectory]:
-        return studio.run(question, _settings(*values))
+        return studio.run(question, admitted(studio, values))
 
     def start_continue(studio: Studio, traj_id: str | None, *values: Any,
                        ) -> AsyncIterator[Trajectory]:
-        return studio.resume(_open(studio, traj_id), _settings(*values))
+        return studio.resume(_open(studio, traj_id), admitted(studio, values))
 
     def start_branch(studio: Studio, traj_id: str | None, index: int | None, text: str,
                      *values: Any) -> AsyncIterator[Trajectory]:
         if index is None:
             raise gr.Error("pick a segment to rewind to first")
-        return studio.rewind(_open(studio, traj_id), int(index), text, _settings(*values))
+        return studio.rewind(_open(studio, traj_id), int(index), text,
+                             admitted(studio, values))
 
     def start_from(studio: Studio, point: tuple[str, int, str] | None,
                    *values: Any) -> AsyncIterator[Trajectory]:
@@ -201,8 +224,16 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
             raise gr.Error(str(e)) from None
         return ""
 
-    def on_refresh() -> Any:
-        return gr.update(choices=[(render.run_label(s), s.id) for s in services.recent()])
+    def on_refresh(request: gr.Request, profile: gr.OAuthProfile | None = None) -> Any:
+        """Recent runs: everyone's on a private deployment; in public mode a visitor's own,
+        and everyone's for a logged-in reviewer or admin."""
+        mine = None
+        if services.deployment.public:
+            who = auth.logged_in(request, profile)
+            if who is None or auth.role(services.store, who) not in ("admin", "reviewer"):
+                mine = visitor_of(request)
+        return gr.update(choices=[(render.run_label(s), s.id)
+                                  for s in services.recent(visitor=mine)])
 
     def on_open(studio: Studio | None, traj_id: str | None) -> tuple[Any, ...]:
         studio = studio or Studio(services)
@@ -230,7 +261,8 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                 raise gr.Error("this run is still going: stop it (or let it finish) first")
             if services.store is None:
                 raise gr.Error("this app runs without a store")
-            who = auth.reviewer(services.store, request, profile)
+            who = auth.reviewer(services.store, request, profile,
+                                public=services.deployment.public)
             try:
                 review = decisions.decide(services.store, traj_id, reviewer=who,
                                           decision=decision)
@@ -271,6 +303,7 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                      api_name=False, concurrency_limit=None)
     refresh_btn.click(on_refresh, None, runs, api_name="recent")
     demo.load(on_refresh, None, runs, api_name=False)
+    demo.load(lambda: describe_isolation(services.isolation), None, isolation, api_name=False)
     open_btn.click(on_open, [studio_state, runs], view, api_name=False).then(
         on_branches, current, branches, api_name=False)
     # The API's /open takes any id as a plain string (the dropdown only knows /recent's ids).
@@ -288,6 +321,14 @@ def build_live_tab(demo: gr.Blocks, services: Services, studio_state: gr.State, 
                    settings=settings, send_btn=send_btn,
                    open=lambda st, tid: on_open(st, tid),
                    branch=streaming(start_from, True), generate=gen)
+
+
+def visitor_of(request: gr.Request | None) -> str:
+    """Whose runs are whose: the logged-in user, else this browser session."""
+    name = getattr(request, "username", None) if request is not None else None
+    if name:
+        return f"user:{name}"
+    return f"session:{getattr(request, 'session_hash', None) or 'api'}"
 
 
 def _open(studio: Studio, traj_id: str | None) -> Trajectory:

@@ -141,7 +141,7 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
                  profile: gr.OAuthProfile | None) -> Desk:
         if store is None:
             raise gr.Error("this app runs without a store: there is nothing to review")
-        who = auth.reviewer(store, request, profile)
+        who = auth.reviewer(store, request, profile, public=services.deployment.public)
         if desk is None or desk.who != who:
             logged_in = bool(getattr(request, "username", None) or profile)
             desk = Desk(who, ReviewSession(store, who), logged_in=logged_in)

@@ -52,7 +52,7 @@ def build(services: Services) -> None:
     def who(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str:
         if store is None:
             raise gr.Error("this app runs without a store")
-        return auth.reviewer(store, request, profile)
+        return auth.reviewer(store, request, profile, public=services.deployment.public)
 
     def said(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)

@@ -22,29 +22,10 @@ from startui.infer.backends import Backend, make_backend
 from startui.infer.engine import Engine, EngineConfig, Session
 from startui.infer.hints import HintLibrary, HintPolicy
 from startui.trajectory import Problem, Segment, Trajectory
+from startui.ui.deployment import Deployment, NotAllowed, RateLimiter
+from startui.ui.settings import RunSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunSettings:
-    """The settings panel. Defaults make "type a question, press Run" just work."""
-
-    backend: str = "llamacpp"
-    model: str | None = None
-    base_url: str | None = None
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_tokens: int = 2048
-    rounds: int = 1
-    conjunction_p: float = 0.0
-    categories: list[str] | None = None
-    max_tool_calls: int = 6
-    kernel_timeout: float = 30.0
-    seed: int | None = None
-
-    def backend_key(self) -> tuple[str, str | None, str | None]:
-        return (self.backend, self.model or None, self.base_url or None)
 
 
 @dataclass
@@ -58,9 +39,14 @@ class Services:
 
     def __init__(self, store: Any = None, *, pool_size: int = 2,
                  backend_factory: Callable[..., Backend] | None = None,
-                 library: HintLibrary | None = None) -> None:
+                 library: HintLibrary | None = None, deployment: Deployment | None = None,
+                 max_kernels: int | None = None) -> None:
         self.store = store
         self.pool_size = pool_size
+        self.max_kernels = max_kernels  # kernels handed out at once; beyond: "busy — N ahead"
+        self.deployment = deployment or Deployment()
+        self.limiter = RateLimiter(self.deployment.runs_per_minute)
+        self.isolation: dict[str, Any] | None = None  # what the kernels' sandbox holds here
         self.backend_factory = backend_factory or _default_factory
         self.library = library or HintLibrary()
         self._backends: dict[tuple[str, str | None, str | None], Backend] = {}
@@ -72,9 +58,17 @@ class Services:
             if self._pool is None:
                 from startui.infer.kernels import KernelPool
 
-                self._pool = KernelPool(size=self.pool_size)
+                self._pool = KernelPool(size=self.pool_size, max_busy=self.max_kernels)
                 await self._pool.start()
+                self.isolation = self._pool.isolation or self.isolation
             return self._pool
+
+    def admit(self, settings: RunSettings, visitor: str) -> RunSettings:
+        """What a visitor's run may use: the deployment's choice for what they picked (in public
+        mode nothing else reaches a backend), within their rate limit. Raises NotAllowed."""
+        resolved = self.deployment.resolve(settings)
+        self.limiter.check(visitor)
+        return resolved
 
     def backend(self, settings: RunSettings) -> Backend:
         key = settings.backend_key()
@@ -82,9 +76,12 @@ class Services:
             self._backends[key] = self.backend_factory(settings)
         return self._backends[key]
 
-    def recent(self, limit: int = 30) -> list[Any]:
-        """Summaries of the latest saved trajectories (none without a store)."""
-        return [] if self.store is None else self.store.list_trajectories(limit=limit)
+    def recent(self, limit: int = 30, *, visitor: str | None = None) -> list[Any]:
+        """Summaries of the latest saved trajectories (none without a store); ``visitor``: only
+        theirs (public mode: a visitor sees their own runs, reviewers see all)."""
+        if self.store is None:
+            return []
+        return self.store.list_trajectories(limit=limit, visitor=visitor)
 
     def branches(self, trajectory_id: str | None) -> list[Any]:
         """Summaries of every saved trajectory of the same problem: the original and its
@@ -135,6 +132,8 @@ class Studio:
     """One visitor's live session and its history."""
 
     services: Services
+    visitor: str | None = None  # who this browser session is (public mode: whose runs are whose)
+    client: str | None = None  # whose rate limit its runs count against (a login, an address)
     session: Session | None = None
     trajectory: Trajectory | None = None
     timings: dict[int, Timing] = field(default_factory=dict)
@@ -166,7 +165,9 @@ class Studio:
                 raise ValueError("type a problem first (or pick an example)")
             problem = Problem(question=problem.strip())
         engine = await self.engine(settings)
-        traj = await asyncio.to_thread(engine.new_trajectory, problem, ui=asdict(settings))
+        owner = {"visitor": self.visitor} if self.visitor else {}
+        traj = await asyncio.to_thread(engine.new_trajectory, problem, ui=asdict(settings),
+                                       **owner)
         async with contextlib.aclosing(self._drive(engine, traj)) as updates:
             async for t in updates:
                 yield t
@@ -176,6 +177,10 @@ class Studio:
         """Continue a stopped (or interrupted) trajectory from its exact text."""
         if trajectory.status == "finished":
             raise ValueError("this trajectory is finished: rewind to a segment to branch from it")
+        owner = trajectory.settings.get("visitor")
+        if self.services.deployment.public and owner and owner != self.visitor:
+            raise NotAllowed("this run is someone else's: branch from it instead (Rewind & "
+                             "branch) to continue it as your own")
         engine = await self.engine(settings)
         async with contextlib.aclosing(self._drive(engine, trajectory)) as updates:
             async for t in updates:
@@ -199,6 +204,9 @@ class Studio:
             segments.append(Segment(old.kind, text, source, meta))  # type: ignore[arg-type]
         settings = dict(trajectory.settings)
         settings.update(parent_id=trajectory.id, branch_point=index)
+        settings.pop("visitor", None)
+        if self.visitor:
+            settings["visitor"] = self.visitor
         return Trajectory(problem=trajectory.problem, prompt=trajectory.prompt,
                           segments=segments, status="cancelled", settings=settings)
 
