@@ -21,7 +21,10 @@ from startui.answers import SCORER
 from startui.trajectory import Problem, Segment, Trajectory
 from tests.test_ui_browser import ARGS, CHROMIUM
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+# The screenshot goes to artifacts/ (git-ignored); STARTUI_DOCS_SCREENSHOTS=1 refreshes the
+# README's docs/review-tab.png instead.
+DOCS = Path(__file__).resolve().parents[1] / (
+    "docs" if os.environ.get("STARTUI_DOCS_SCREENSHOTS") else "artifacts")
 
 pytestmark = [
     pytest.mark.browser,
@@ -148,6 +151,7 @@ def test_a_review_session(browser, app):
     chat.get_by_text("#0 ✅ +1").wait_for()
     chat.locator("code", has_text="#1 ❌ -1").wait_for()
     assert "#2 ✅" not in chat.inner_text()  # after the first error: unlabelled
+    DOCS.mkdir(exist_ok=True)
     DOCS.mkdir(exist_ok=True)
     ann.screenshot(path=str(DOCS / "review-tab.png"), full_page=True)
 
