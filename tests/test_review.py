@@ -72,7 +72,7 @@ async def test_edited_code_flags_stale_outputs_and_the_new_output_clears_them(st
     (stale,) = result.stale
     assert (stale.position, stale.stored, stale.fresh, stale.code_position) == (2, "4", "5", 1)
     assert edits.stale_outputs(store, tid) == [stale]
-    with pytest.raises(StaleOutputsBlock, match="no longer match"):
+    with pytest.raises(StaleOutputsBlock, match=r"1 output \(segment 2\) no longer matches"):
         decisions.decide(store, tid, reviewer="ann", decision="accepted")
     fixed = edits.take_fresh_output(edited, stale)
     again = await edits.save_edit(store, pool, tid, fixed, expected_version=result.version,
@@ -98,6 +98,36 @@ async def test_an_error_in_edited_code_is_a_stale_output_with_its_error(store, p
     r = await edits.save_edit(store, pool, tid, edits.set_text(traj.segments, 1, "print(1/0)"),
                               expected_version=v, editor="ann")
     assert r.stale[0].error == "ZeroDivisionError" and "ZeroDivisionError" in r.stale[0].fresh
+
+
+async def test_an_edit_elsewhere_keeps_the_stale_flags_at_their_new_places(store, pool):
+    tid = make(store)
+    traj, v = store.load_trajectory_versioned(tid)
+    first = await edits.save_edit(store, pool, tid, edits.set_text(traj.segments, 1, "print(5)"),
+                                  expected_version=v, editor="ann")
+    assert [s.position for s in first.stale] == [2]
+    prose = edits.delete_segment(edits.set_text(
+        store.load_trajectory(tid).segments, 3, "So \\boxed{5}."), 0)  # no code or output touched
+    second = await edits.save_edit(store, pool, tid, prose, expected_version=first.version,
+                                   editor="ann")
+    assert not second.reran  # nothing to run again: the flags are carried, moved up by one
+    (stale,) = edits.stale_outputs(store, tid)
+    assert (stale.position, stale.code_position, stale.stored, stale.fresh) == (1, 0, "4", "5")
+    with pytest.raises(StaleOutputsBlock):
+        decisions.decide(store, tid, reviewer="ann", decision="accepted")
+    fixed = edits.take_fresh_output(prose, stale)
+    assert fixed[1].text == "5" and prose[1].text == "4"  # a copy: the input is untouched
+    await edits.save_edit(store, pool, tid, fixed, expected_version=second.version, editor="ann")
+    assert edits.stale_outputs(store, tid) == []
+
+
+async def test_the_scratch_folder_of_another_kernel_is_not_a_change(store, pool):
+    tid = make(store, code="import os\nprint(os.getcwd())",
+               output="/tmp/startui-work-0ld_k3rnel")
+    traj, v = store.load_trajectory_versioned(tid)
+    edited = edits.set_text(traj.segments, 1, "import os\nprint(os.getcwd())  # where am I")
+    result = await edits.save_edit(store, pool, tid, edited, expected_version=v, editor="ann")
+    assert result.reran and result.stale == []
 
 
 async def test_a_second_editor_is_refused_with_who_and_when(store, pool):
@@ -204,6 +234,18 @@ def test_the_session_prefetches_decides_and_undoes(store):
     assert s.progress()["mine"] == 2
 
 
+def test_advance_shows_the_prefetched_item_and_notices_a_decision_made_meanwhile(store):
+    ids = [make(store, i) for i in range(3)]
+    s = ReviewSession(store, "ann")
+    s.set_filter(QueueFilter())
+    prefetched = s.upcoming
+    assert s.decide("accepted") is prefetched  # no second load: it was ready
+    decisions.decide(store, ids[2], reviewer="bob", decision="rejected")  # bob was quicker
+    item = s.advance()
+    assert item.id == ids[2] and item.review_status == "rejected"
+    assert [r.reviewer for r in item.reviews] == ["bob"]
+
+
 def test_open_takes_any_id_as_a_plain_string(store):
     tid = make(store, correct=False)
     item = ReviewSession(store, "ann").open(f" {tid} ")
@@ -246,13 +288,37 @@ def test_a_viewer_may_look_but_not_touch(store):
     users.add_user(store, "ann", "pw", role="admin")
     for act in (lambda: decisions.decide(store, tid, reviewer="vic", decision="accepted"),
                 lambda: labels.label_steps(store, tid, "vic", {0: 1}),
+                lambda: labels.label_first_error(store, tid, "vic", 1),
+                lambda: decisions.undo(store, "vic"),
                 lambda: guide.set_guidelines(store, "x", by="vic"),
                 lambda: decisions.decide(store, tid, reviewer="stranger", decision="accepted")):
         with pytest.raises(users.PermissionDenied, match="needs the role"):
             act()
+    assert store.list_reviews(tid) == [] and store.step_labels(tid) == {}
     guide.set_guidelines(store, "# Ours", by="ann")
     assert guide.guidelines(store) == "# Ours"
     assert guide.set_label_set(store, ["good", "bad", "good"], by="ann") == ["good", "bad"]
+
+
+async def test_a_viewer_may_not_edit(store, pool):
+    tid = make(store)
+    users.add_user(store, "vic", "pw", role="viewer")
+    traj, v = store.load_trajectory_versioned(tid)
+    with pytest.raises(users.PermissionDenied, match="vic is a viewer: edit needs the role"):
+        await edits.save_edit(store, pool, tid, edits.set_text(traj.segments, 1, "print(5)"),
+                              expected_version=v, editor="vic")
+    assert store.trajectory_summary(tid).version == v and store.list_revisions(tid) == []
+
+
+def test_verify_password_and_roles(store):
+    stored = users.hash_password("pw")
+    assert users.verify_password("pw", stored) and not users.verify_password("pW", stored)
+    assert not users.verify_password("pw", "garbage") and not users.verify_password("pw", None)
+    assert users.role_of(store, "anyone") == "reviewer"  # nobody configured: everyone reviews
+    users.add_user(store, "hf-user")  # no password: logs in through Hugging Face
+    assert not users.auth_required(store) and users.role_of(store, "anyone") == "viewer"
+    users.add_user(store, "ann", "pw", role="admin")
+    assert users.auth_required(store) and users.role_of(store, "ann") == "admin"
 
 
 def test_with_nobody_configured_the_os_user_reviews(store, monkeypatch):

@@ -18,6 +18,8 @@ import json
 import sys
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from startui.review import decisions, users
 from startui.review.decisions import StaleOutputsBlock
 from startui.store import ConflictError, NotFoundError, Store, StoreError
@@ -26,8 +28,13 @@ from startui.store.queue import QueueFilter
 VERBS = {"accept": "accepted", "reject": "rejected", "skip": "skipped"}
 
 
-def _error(msg: str, code: int = 1) -> int:
-    print(f"error: {msg}", file=sys.stderr)
+# What a person got wrong (exit 1) — anything else the store raises is the database's (exit 2).
+BAD_INPUT = (ValueError, NotFoundError, ConflictError, StaleOutputsBlock, users.PermissionDenied)
+
+
+def _error(msg: object, code: int = 1) -> int:
+    """One line on stderr: drivers put hints on further lines ("Is the server running…")."""
+    print(f"error: {' '.join(str(msg).split())}", file=sys.stderr)
     return code
 
 
@@ -39,11 +46,12 @@ def _run(args: argparse.Namespace, fn: Any) -> int:
     try:
         with _store(args) as store:
             return fn(store)
-    except (ValueError, NotFoundError, ConflictError, StaleOutputsBlock,
-            users.PermissionDenied) as e:
-        return _error(str(e))
-    except StoreError as e:
-        return _error(str(e), 2)
+    except BAD_INPUT as e:
+        return _error(e)
+    except (StoreError, SQLAlchemyError) as e:  # cannot open, locked, gone away, disk full
+        return _error(e, 2)
+    except (EOFError, KeyboardInterrupt):
+        return _error("cancelled")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -51,6 +59,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         run = store.resolve_runs([args.run])[0] if args.run else None
         f = QueueFilter(review_status=None if args.status == "any" else args.status,
                         verdict=args.verdict, run_id=run, search=args.search, kind=args.kind)
+        if args.limit < 1:
+            raise ValueError(f"--limit is at least 1, not {args.limit}")
         page = store.queue_page(f, limit=args.limit)
         counts = store.queue_counts(f)
         if args.json:
@@ -79,12 +89,20 @@ def cmd_decide(args: argparse.Namespace) -> int:
             return 0
         if not args.ids:
             raise ValueError("name trajectory ids, or --run RUN --verdict V to decide by rule")
-        for tid in args.ids:
-            decisions.decide(store, tid, reviewer=reviewer, decision=decision, score=args.score,
-                             labels=args.label or [], comment=args.comment or "",
-                             override_reason=args.reason)
+        if args.run or args.verdict:
+            raise ValueError("either trajectory ids or --run RUN --verdict V, not both")
+        failed = 0
+        for tid in args.ids:  # each id on its own: one bad id does not stop the others
+            try:
+                decisions.decide(store, tid, reviewer=reviewer, decision=decision,
+                                 score=args.score, labels=args.label or [],
+                                 comment=args.comment or "", override_reason=args.reason)
+            except BAD_INPUT as e:
+                failed += 1
+                _error(f"{tid}: {e}" if len(args.ids) > 1 else e)
+                continue
             print(f"{tid} {decision} by {reviewer}")
-        return 0
+        return 1 if failed else 0
 
     return _run(args, go)
 
@@ -95,8 +113,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
     def go(store: Store) -> int:
         review = decisions.undo(store, reviewer)
         if review is None:
-            print(f"{reviewer} has no decision left to undo")
-            return 1
+            return _error(f"{reviewer} has no decision left to undo")
         print(f"undid {review.decision} of {review.trajectory_id} by {reviewer}")
         return 0
 
@@ -111,9 +128,16 @@ def cmd_users(args: argparse.Namespace) -> int:
                 print(json.dumps([vars(u) for u in rows]))
             for u in [] if args.json else rows:
                 print(f"{u.name:<24} {u.role:<9} {'password' if u.has_password else 'no password'}")
+            if not rows and not args.json:
+                print("no users: nobody logs in, everyone reviews as their OS user")
             return 0
         if not args.name:
             raise ValueError(f"users {args.action} needs a NAME")
+        if args.action == "role" and not args.role_value:
+            raise ValueError("users role NAME ROLE: the role is admin, reviewer or viewer")
+        if args.action != "role" and args.role_value:
+            raise ValueError(f"users {args.action} takes one NAME, not {args.role_value!r} too "
+                             "(the role of a new user is --role)")
         if args.action == "remove":
             users.remove_user(store, args.name)
             print(f"removed {args.name} (their reviews stay)")
@@ -121,23 +145,32 @@ def cmd_users(args: argparse.Namespace) -> int:
             users.set_role(store, args.name, args.role_value or "")
             print(f"{args.name} is now a {args.role_value}")
         else:
+            users.check_name(args.name)  # before asking for a password
+            existed = store.get_user(args.name) is not None
             password = _password(args)
             user = users.add_user(store, args.name, password, role=args.role)
-            print(f"{user.name}: {user.role}, {'with' if password else 'without'} a password")
+            print(f"{'updated' if existed else 'added'} {user.name}: {user.role}, "
+                  f"{'with' if password else 'without'} a password")
         return 0
 
     return _run(args, go)
 
 
 def _password(args: argparse.Namespace) -> str | None:
+    """The new user's password: none (--no-password), one line of stdin, or typed twice. An
+    empty one is refused: a user without a password is asked for with --no-password."""
     if args.no_password:
         return None
     if args.password_stdin:
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass(f"password for {args.name}: ")
-    if getpass.getpass("again: ") != first:
-        raise ValueError("the passwords differ")
-    return first
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the passwords differ")
+    if not password:
+        raise ValueError("an empty password; for a user who logs in through Hugging Face, "
+                         "use --no-password")
+    return password
 
 
 def register(sub: Any) -> None:
@@ -176,9 +209,11 @@ def register(sub: Any) -> None:
     us.add_argument("name", nargs="?")
     us.add_argument("role_value", nargs="?", metavar="ROLE", help="for `role`: the new role")
     us.add_argument("--role", default="reviewer", choices=["admin", "reviewer", "viewer"])
-    us.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    us.add_argument("--no-password", action="store_true",
-                    help="a user who logs in through Hugging Face")
+    how = us.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of stdin (default: prompt twice)")
+    how.add_argument("--no-password", action="store_true",
+                     help="a user who logs in through Hugging Face")
     us.add_argument("--json", action="store_true")
     us.add_argument("--db", default=None, help="database URL (env STARTUI_DB_URL)")
     us.set_defaults(func=cmd_users)

@@ -12,6 +12,7 @@ from typing import Any
 from startui.review.edits import stale_outputs
 from startui.review.guide import label_set
 from startui.review.users import require
+from startui.store import ConflictError
 from startui.store.models import DECISIONS
 from startui.store.queue import QueueFilter
 from startui.store.reviews import Review
@@ -38,9 +39,11 @@ def decide(store: Any, tid: str, *, reviewer: str, decision: str, score: int | N
         stale = stale_outputs(store, tid)
         if stale and not (override_reason or "").strip():
             where = ", ".join(str(s.position) for s in stale)
+            many = len(stale) > 1
             raise StaleOutputsBlock(
-                f"{len(stale)} output{'s' if len(stale) > 1 else ''} (segment {where}) no longer "
-                "match their code after the edit: take the new output, or accept with a reason")
+                f"{len(stale)} output{'s' if many else ''} (segment{'s' if many else ''} "
+                f"{where}) no longer match{'' if many else 'es'} {'their' if many else 'its'} "
+                "code after the edit: take the new output, or accept with a reason")
         if stale:
             detail = {"stale_override": override_reason.strip(), "stale": len(stale)}
     return store.add_review(tid, reviewer=reviewer, decision=decision,
@@ -59,7 +62,9 @@ def decide_by_rule(store: Any, *, runs: list[str], reviewer: str, decision: str 
                    verdict: str = "correct", only_pending: bool = True) -> int:
     """Decide every trajectory of ``runs`` whose rule verdict is ``verdict`` (e.g. accept every
     rule-correct one), so people review only the rest. Returns how many were decided;
-    trajectories with stale outputs are left for a person."""
+    trajectories with stale outputs, or changed by someone while the pages were read, are left
+    for a person. Keyset pages: deciding an item moves it out of "pending" without making the
+    walk skip or repeat any other."""
     require(store, reviewer, "decide")
     done = 0
     for run in store.resolve_runs(runs):
@@ -73,8 +78,8 @@ def decide_by_rule(store: Any, *, runs: list[str], reviewer: str, decision: str 
                     decide(store, item.id, reviewer=reviewer, decision=decision,
                            expected_version=item.version)
                     done += 1
-                except StaleOutputsBlock:
-                    continue
+                except (StaleOutputsBlock, ConflictError):
+                    continue  # stale outputs, or edited/decided meanwhile: left for a person
             if page.cursor is None:
                 break
             cursor = page.cursor

@@ -22,7 +22,9 @@ from startui.infer.engine import output_segment
 from startui.review.users import require
 from startui.trajectory import TOOL_LIMIT_ERROR, Segment
 
-_SCRATCH = re.compile(r"/tmp/startui-work-[A-Za-z0-9_]+/?")
+# A kernel's scratch folder (tempfile.mkdtemp(prefix="startui-work-"), under /tmp or the pool's
+# workdir_root): a fresh kernel gets another name, which is no reason to call an output stale.
+_SCRATCH = re.compile(r"[^\s'\"()\[\]]*/startui-work-[A-Za-z0-9_]+/?")
 
 
 @dataclass
@@ -169,25 +171,50 @@ async def rerun(segments: list[Segment], pool: Any, *, timeout: float = 30.0,
     return stale
 
 
-def _runs_differ(a: list[Segment], b: list[Segment]) -> bool:
-    def runs(segs: list[Segment]) -> list[tuple[str, str]]:
-        return [(s.kind, s.text) for s in segs if s.kind in ("code", "output")]
+def _run_positions(segs: list[Segment]) -> list[int]:
+    """Where the code and output segments are: what a re-run depends on, in order."""
+    return [i for i, s in enumerate(segs) if s.kind in ("code", "output")]
 
-    return runs(a) != runs(b)
+
+def _runs_differ(a: list[Segment], b: list[Segment]) -> bool:
+    return [(a[i].kind, a[i].text) for i in _run_positions(a)] != [
+        (b[i].kind, b[i].text) for i in _run_positions(b)]
+
+
+def _carry(stale: list[StaleOutput], before: list[Segment], after: list[Segment],
+           ) -> list[StaleOutput]:
+    """The previous revision's stale outputs, moved to their places in ``after`` (its code and
+    outputs are the same, only prose moved): an edit elsewhere must not clear the flags."""
+    where = dict(zip(_run_positions(before), _run_positions(after), strict=True))
+    return [StaleOutput(where[s.position], s.stored, s.fresh, s.error, where[s.code_position])
+            for s in stale if s.position in where and s.code_position in where]
 
 
 async def save_edit(store: Any, pool: Any, tid: str, segments: list[Segment], *,
                     expected_version: int, editor: str, note: str = "") -> EditResult:
     """Save ``segments`` as a new revision (ConflictError if the version moved: nothing is
-    lost, the caller still holds ``segments``); re-run the code when code or outputs changed."""
+    lost, the caller still holds ``segments``); re-run the code when code or outputs changed.
+
+    An edit that leaves code and outputs alone keeps the previous revision's unresolved stale
+    outputs (at their new positions) without a kernel: otherwise fixing a typo in the prose
+    would silently lift the block on accepting."""
     import asyncio
 
     require(store, editor, "edit")
     before, _ = await asyncio.to_thread(store.load_trajectory_versioned, tid)
+    carried = await asyncio.to_thread(stale_outputs, store, tid)
     version = await asyncio.to_thread(
         store.update_trajectory_segments, tid, segments, expected_version=expected_version,
         editor=editor, note=note)
-    if not _runs_differ(before.segments, segments) or pool is None:
+    if not _runs_differ(before.segments, segments):
+        if not carried:
+            return EditResult(version, [], False)
+        stale = _carry(carried, before.segments, segments)
+        await asyncio.to_thread(store.set_revision_checks, tid, version, {
+            "ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "stale": [s.to_dict() for s in stale], "carried_from": expected_version})
+        return EditResult(version, stale, False)
+    if pool is None:
         return EditResult(version, [], False)
     stale = await rerun(segments, pool)
     await asyncio.to_thread(store.set_revision_checks, tid, version, {

@@ -103,9 +103,14 @@ class ReviewSession:
         return self.current
 
     def advance(self) -> Item | None:
+        """The prefetched item becomes current as it is (one summary read checks that nobody
+        edited or decided it meanwhile; only then is it loaded again); the next is prefetched."""
         self.current, self._cursor = self.upcoming, self._up_cursor
-        if self.current is not None:  # it may have been decided by someone else meanwhile
-            self.current = load_item(self.store, self.current.id, self.reviewer)
+        if self.current is not None:
+            summary = self.store.trajectory_summary(self.current.id)
+            if (summary.version, summary.review_status) != (self.current.version,
+                                                            self.current.review_status):
+                self.current = load_item(self.store, self.current.id, self.reviewer)
             self._prefetch()
         else:
             self.upcoming = None
