@@ -51,7 +51,7 @@ async def collect(backend, prompt: str, max_tokens: int) -> tuple[str, int]:
 
 
 async def bench_transformers(repeat: int, train_steps: int) -> list[tuple[str, str]]:
-    from _support import build_tiny_model
+    from standins import build_tiny_model
 
     from startui.infer.backends.hf import TransformersBackend
 

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _support import rft_backend, rft_problems  # noqa: E402
 from bench_store import synthetic  # noqa: E402
+from standins import rft_backend, rft_problems  # noqa: E402
 
 from startui.answers import SCORER  # noqa: E402
 from startui.infer.hints import HintPolicy  # noqa: E402

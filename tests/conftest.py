@@ -55,7 +55,7 @@ async def llama():
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A tiny Qwen2 and a locally trained tokenizer, saved for ``from_pretrained``."""
-    from tests.tinymodel import build_tiny_model
+    from bench.standins import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import standins as rft_scripts
 from startui import cli
 from startui.infer.hints import HintPolicy
 from startui.rft.analytics import category_table, collect, figures, mode_table, scaling_curve
@@ -21,7 +22,6 @@ from startui.rft.generate import Batch, BatchConfig, plan, reopen_cut_cell, traj
 from startui.rft.select import score_run
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
-from tests import rft_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +39,11 @@ def run_rows(store: Store, run: str) -> list[tuple[str, str, str, int]]:
 
 
 async def test_a_batch_runs_every_task_once_and_a_rerun_skips_them(store, pool):
-    problems = rft_scripts.problems(3)
+    problems = rft_scripts.rft_problems(3)
     store.upsert_problems(problems)
     cfg = BatchConfig(run="b1", samples=2, greedy_baseline=True, concurrency=3, score=True)
     seen = []
-    batch = Batch(store, rft_scripts.backend(), pool, cfg, policy=HintPolicy(rounds=1),
+    batch = Batch(store, rft_scripts.rft_backend(), pool, cfg, policy=HintPolicy(rounds=1),
                   on_progress=lambda r: seen.append(r.done))
     report = await batch.run(problems)
     assert (report.tasks, report.finished, report.errors, report.skipped) == (9, 9, 0, 0)
@@ -60,14 +60,14 @@ async def test_a_batch_runs_every_task_once_and_a_rerun_skips_them(store, pool):
     assert greedy.settings["hints"]["rounds"] == 0
     hinted = store.load_trajectory(trajectory_id("b1", problems[0].id, "hinted", 1))
     assert hinted.settings["engine"]["temperature"] == 0.6 and hinted.tool_calls == 1
-    again = await Batch(store, rft_scripts.backend(), pool, cfg,
+    again = await Batch(store, rft_scripts.rft_backend(), pool, cfg,
                         policy=HintPolicy(rounds=1)).run(problems)
     assert (again.skipped, again.started, again.finished) == (9, 0, 0)
     assert store.count_trajectories(run_id="b1") == 9
 
 
 async def test_a_stopped_batch_resumes_where_it_stopped_without_duplicates(store, pool):
-    problems = rft_scripts.problems(4)
+    problems = rft_scripts.rft_problems(4)
     store.upsert_problems(problems)
     cfg = BatchConfig(run="b2", samples=1, greedy_baseline=True, concurrency=2)
     batch: Batch
@@ -76,14 +76,14 @@ async def test_a_stopped_batch_resumes_where_it_stopped_without_duplicates(store
         if r.finished >= 1:
             batch.stop()
 
-    batch = Batch(store, rft_scripts.backend(delay=0.02), pool, cfg,
+    batch = Batch(store, rft_scripts.rft_backend(delay=0.02), pool, cfg,
                   policy=HintPolicy(rounds=1), on_progress=stop_after_the_first)
     first = await batch.run(problems)
     assert first.interrupted and first.finished >= 1 and first.cancelled >= 1
     statuses = [s for _, s, _, _ in run_rows(store, "b2")]
     assert "running" not in statuses  # a consistent store: every row finished or cancelled
     assert statuses.count("cancelled") == first.cancelled
-    second = await Batch(store, rft_scripts.backend(delay=0.005), pool, cfg,
+    second = await Batch(store, rft_scripts.rft_backend(delay=0.005), pool, cfg,
                          policy=HintPolicy(rounds=1)).run(problems)
     assert second.skipped == first.finished and second.resumed == first.cancelled
     assert second.finished == 8 - first.finished and not second.interrupted
@@ -103,15 +103,15 @@ from startui.infer.hints import HintPolicy
 from startui.infer.kernels import KernelPool
 from startui.store import Store
 from startui.trajectory import Problem, Segment, Trajectory
-from tests import rft_scripts
+from bench import standins as rft_scripts
 
 async def main():
     store = Store({url!r})
-    problems = rft_scripts.problems(6)
+    problems = rft_scripts.rft_problems(6)
     store.upsert_problems(problems)
     cfg = BatchConfig(run="sig", samples=1, greedy_baseline=True, concurrency=2)
     async with KernelPool(size=2, timeout=10) as pool:
-        batch = Batch(store, rft_scripts.backend(delay={delay}), pool, cfg,
+        batch = Batch(store, rft_scripts.rft_backend(delay={delay}), pool, cfg,
                       policy=HintPolicy(rounds=1))
         report = await batch.run(problems, handle_signals=True)
     store.close()
@@ -211,10 +211,10 @@ def test_the_generate_command(tmp_path, capsys, monkeypatch):
 
 
 async def test_analytics_of_a_batch_with_two_hint_rounds(store, pool, tmp_path):
-    problems = rft_scripts.problems(3, easy_every=3)  # problem 0 is easy: greedy gets it
+    problems = rft_scripts.rft_problems(3, easy_every=3)  # problem 0 is easy: greedy gets it
     store.upsert_problems(problems)
     cfg = BatchConfig(run="tts", samples=1, greedy_baseline=True, concurrency=2, score=True)
-    await Batch(store, rft_scripts.backend(), pool, cfg, policy=HintPolicy(rounds=2)).run(
+    await Batch(store, rft_scripts.rft_backend(), pool, cfg, policy=HintPolicy(rounds=2)).run(
         problems)
     data = collect(store, ["tts"])
     assert len(data) == 6
@@ -243,7 +243,7 @@ async def test_analytics_of_a_batch_with_two_hint_rounds(store, pool, tmp_path):
 
 
 def test_plan_is_stable_and_needs_stored_problems():
-    problems = rft_scripts.problems(2)
+    problems = rft_scripts.rft_problems(2)
     tasks = plan(problems, BatchConfig(run="r", samples=2, greedy_baseline=True))
     assert [(t.problem.id, t.mode, t.sample) for t in tasks] == [
         ("rft:0", "greedy", 0), ("rft:0", "hinted", 0), ("rft:0", "hinted", 1),

@@ -244,7 +244,7 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    from tests.tinymodel import train_tokenizer
+    from bench.standins import train_tokenizer
 
     path = tmp_path_factory.mktemp("tok")
     train_tokenizer().save_pretrained(path)
@@ -335,9 +335,9 @@ def test_options_for_other_backends_are_ignored_not_fatal():
 async def test_a_dropped_stream_keeps_the_trajectory_and_a_resume_finishes_it(pool):
     """Through the engine: the server dies mid-answer, the run ends in an error with the text so
     far kept; resuming sends exactly that prefix and finishes."""
+    from bench.standins import CHATML_TEMPLATE
     from startui.infer.engine import Engine, EngineConfig
     from startui.infer.hints import HintPolicy
-    from tests.tinymodel import CHATML_TEMPLATE
 
     calls = []
 

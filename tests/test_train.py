@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tests.tinymodel import train_tokenizer
+    from bench.standins import train_tokenizer
 
     return train_tokenizer()
 
@@ -139,7 +139,7 @@ def test_one_sft_step_and_masked_tokens_carry_no_loss(export_dir, tokenizer, tmp
 
 
 def test_the_example_recipe_runs_a_step_on_a_tiny_model(export_dir, tmp_path):
-    from tests.tinymodel import build_tiny_model
+    from bench.standins import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "tiny")
     spec = importlib.util.spec_from_file_location("train_sft", ROOT / "examples" / "train_sft.py")

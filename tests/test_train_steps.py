@@ -38,7 +38,7 @@ def steps_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tests.tinymodel import train_tokenizer
+    from bench.standins import train_tokenizer
 
     return train_tokenizer()
 

@@ -158,7 +158,7 @@ async def test_managed_path_end_to_end_with_a_real_openai_compatible_server():
 
 
 def test_the_template_comes_from_the_models_tokenizer_without_starting_a_server(tmp_path):
-    from tests.tinymodel import train_tokenizer
+    from bench.standins import train_tokenizer
 
     train_tokenizer().save_pretrained(tmp_path)
     b = VLLMBackend(str(tmp_path), command="/nonexistent/vllm serve")

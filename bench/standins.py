@@ -1,9 +1,8 @@
-"""What the benchmarks need that is neither the library nor a benchmark: a tiny model built offline
-and a stateless scripted "model" for batch Hint-RFT.
+"""Stand-ins for the model, shared by the benchmarks and the tests (the only stand-ins allowed):
+a tiny model built offline and a stateless scripted "model" for batch Hint-RFT.
 
-Copies of the test helpers ``tests/tinymodel.py`` and ``tests/rft_scripts.py`` (a benchmark never
-imports from tests/: the tests may change their helpers for their own needs, and a benchmark's
-figures must not move with them).
+They live here, not in tests/, because a benchmark never imports from tests/; the tests import
+them from here (``from bench.standins import …``), so there is one copy.
 
 **A tiny causal LM** that loads through the real ``from_pretrained`` path, built offline. No model
 hub is reachable, so the tokenizer is *trained here* (byte-level BPE, Qwen's special tokens, a
