@@ -55,3 +55,33 @@ def test_a_new_seed_is_a_new_shuffle(store):
     assert len(orders) == 4
     assert _walk(store, QueueFilter(sort="shuffled", seed=2), 7) == list(
         _walk(store, QueueFilter(sort="shuffled", seed=2), 50))
+
+
+def test_the_counts_are_what_the_queue_walks_under_every_filter(store):
+    """queue_counts joins the problems only for a filter on them; either way its numbers are
+    the number of items the (always joined) pages walk."""
+    from dataclasses import replace
+
+    from startui.answers import SCORER
+    from startui.store.models import REVIEW_STATES
+
+    trajs = [Trajectory(problem=Problem(f"problem {i % 7}", kind="code" if i % 3 else "math",
+                                        meta={"source": "a" if i % 2 else "b"}),
+                        prompt="p", status="finished" if i % 5 else "error",
+                        segments=[Segment("think", f"text {i}")]) for i in range(40)]
+    store.save_trajectories(trajs)
+    for i, t in enumerate(trajs):
+        if i % 4 == 0:
+            store.add_review(t.id, reviewer="ann", decision=("accepted", "rejected")[i % 8 // 4])
+        if i % 3 == 0 and t.status == "finished":
+            store.add_score(t.id, scorer=SCORER, correct=i % 2 == 0)
+    for f in (QueueFilter(), QueueFilter(kind="code"), QueueFilter(source="a"),
+              QueueFilter(search="problem 3"), QueueFilter(verdict="wrong"),
+              QueueFilter(verdict="unscored", kind="math"), QueueFilter(status=None)):
+        counts = store.queue_counts(f)
+        walked = {st: len(_walk(store, replace(f, review_status=st), 50))
+                  for st in REVIEW_STATES}
+        assert {st: counts[st] for st in REVIEW_STATES} == walked, f
+        assert counts["total"] == sum(walked.values())
+        assert counts["total"] > 0, f  # every filter finds some
+    assert store.queue_counts(QueueFilter())["total"] == 32  # the finished ones

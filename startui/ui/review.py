@@ -262,7 +262,8 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
         who = auth.who_line(store, desk.who, desk.logged_in)
         out: dict[Any, Any] = {
             desk_state: desk,
-            progress: rr.progress_line(who, desk.session.counts(), desk.session.progress()),
+            progress: rr.progress_line(who, counts := desk.session.counts(),
+                                       desk.session.progress(counts)),
             message: note,
             status: rr.item_status(item, editable),
             chat: rr.item_messages(item),
