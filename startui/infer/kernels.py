@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import inspect
 import json
@@ -347,7 +348,12 @@ def probe_isolation(isolation: Isolation | None = None) -> dict[str, Any] | None
         async with KernelPool(size=1, timeout=30, isolation=isolation) as pool:
             return pool.isolation
 
-    return asyncio.run(probe())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(probe())
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:  # called from inside a running loop
+        return ex.submit(asyncio.run, probe()).result()
 
 
 def isolation_is_weak(report: dict[str, Any] | None) -> bool:

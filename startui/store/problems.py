@@ -19,6 +19,7 @@ APPS-style ``{"inputs": [...], "outputs": [...], "fn_name"?: ...}`` is converted
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -104,21 +105,59 @@ class ProblemImportError(ValueError):
 Rows = Iterator[tuple[str, "dict[str, Any] | RowInvalid"]]
 
 
+MAX_LINE_BYTES = 10 * 1024 * 1024  # a longer JSONL line is refused unread: no problem is 10 MB
+
+
+def _not_utf8(data: bytes, e: UnicodeDecodeError) -> str:
+    return (f"not UTF-8 text (byte 0x{data[e.start]:02x} at byte {e.start + 1} of the line; "
+            "latin-1 or Windows-1252?): save the file as UTF-8")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, its bytes) of a text file, read a line at a time; a line longer than
+    MAX_LINE_BYTES comes as None and is skipped in 1 MB reads, never held in memory."""
+    with path.open("rb") as f:
+        n = 0
+        while line := f.readline(MAX_LINE_BYTES + 1):
+            n += 1
+            if len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+                while not line.endswith(b"\n") and (line := f.readline(1 << 20)):
+                    pass
+                yield n, None
+                continue
+            yield n, line[3:] if n == 1 and line.startswith(codecs.BOM_UTF8) else line
+
+
 def _jsonl(path: Path) -> Rows:
-    with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield f"line {n}", RowInvalid(f"not valid JSON: {e.msg} (column {e.colno})")
-                continue
-            yield f"line {n}", obj
+    for n, data in _lines(path):
+        if data is None:
+            yield f"line {n}", RowInvalid(f"longer than {MAX_LINE_BYTES // (1024 * 1024)} MB, so "
+                                          "it was not read (is this a problem file?)")
+            continue
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield f"line {n}", RowInvalid(_not_utf8(data, e))
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield f"line {n}", RowInvalid(f"not valid JSON: {e.msg} (column {e.colno})")
+            continue
+        yield f"line {n}", obj
 
 
 def _json(path: Path) -> Rows:
-    text = path.read_text(encoding="utf-8-sig")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ProblemImportError(f"{path}: line {line}: not UTF-8 text (byte "
+                                 f"0x{data[e.start]:02x}; latin-1 or Windows-1252?): save the "
+                                 "file as UTF-8") from e
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
@@ -140,7 +179,18 @@ def _csv(path: Path) -> Rows:
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         start = 2  # line 1 is the header
-        for row in reader:
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as e:
+                raise ProblemImportError(f"{path}: near line {reader.line_num + 1}: not UTF-8 "
+                                         "text (latin-1 or Windows-1252?): save the file as "
+                                         "UTF-8") from e
+            except csv.Error as e:
+                raise ProblemImportError(f"{path}: line {reader.line_num}: {e}") from e
             where = f"line {start}"
             start = reader.line_num + 1
             if None in row:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import html
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,25 @@ def _duration(timing: Timing | None, now: float | None) -> float | None:
     return None if now is None else float(int(max(0.0, now - timing.started)))
 
 
+# Code (fenced or inline) and math pass through as they are: Markdown shows them literally, and
+# KaTeX needs its `<`. A fence still open at the end counts as code (it renders as code while it
+# streams), so a streamed message stays append-only.
+_VERBATIM = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]+\$|\\\(.*?\\\)|"
+                       r"\\\[.*?\\\])", re.DOTALL)
+
+
+def as_text(text: str) -> str:
+    """Model (and visitor) text for the Markdown renderer: shown, never run or fetched. HTML is
+    escaped (``<script>``, ``<img onerror=…>`` appear as written) and link and image syntax is
+    broken with an entity for the ``(`` (``[x](javascript:…)``, ``![](https://tracker/…)``: no
+    link, no request; a backslash would open LaTeX's ``\\(``), while
+    Markdown emphasis, code and LaTeX still render."""
+    parts = _VERBATIM.split(text)
+    for i in range(0, len(parts), 2):  # the even parts lie outside code and math
+        parts[i] = html.escape(parts[i], quote=False).replace("](", "]&#40;")
+    return "".join(parts)
+
+
 def think_message(seg: Segment, timing: Timing | None = None, now: float | None = None) -> Message:
     """A collapsible thinking block with a running timer while it streams."""
     done = seg.closed
@@ -40,7 +61,7 @@ def think_message(seg: Segment, timing: Timing | None = None, now: float | None 
         meta["duration"] = d
     if seg.meta.get("unfinished_code"):
         meta["title"] = "✂️ Unfinished code (not run)"
-    return {"role": "assistant", "content": seg.text, "metadata": meta}
+    return {"role": "assistant", "content": as_text(seg.text), "metadata": meta}
 
 
 def hint_message(seg: Segment) -> Message:
@@ -51,7 +72,7 @@ def hint_message(seg: Segment) -> Message:
         if seg.meta.get("round"):
             trigger += f", round {seg.meta['round']}"
         label = f"💡 Hint · automatic · {seg.meta.get('category', 'hint')} ({trigger})"
-    quoted = "\n".join("> " + line for line in seg.text.strip().splitlines())
+    quoted = "\n".join("> " + line for line in as_text(seg.text.strip()).splitlines())
     return {"role": "assistant", "content": f"**{label}**\n\n{quoted}"}
 
 
@@ -76,7 +97,7 @@ def output_messages(seg: Segment) -> list[Message]:
 
 
 def answer_message(seg: Segment) -> Message:
-    text = seg.text
+    text = as_text(seg.text)
     boxed = seg.meta.get("boxed")
     if seg.closed and boxed:
         text += f"\n\n---\n### ✅ Final answer: ${boxed}$"
@@ -92,7 +113,7 @@ def messages(traj: Trajectory | None, timings: dict[int, Timing] | None = None,
     if traj is None:
         return []
     timings = timings or {}
-    out: list[Message] = [{"role": "user", "content": traj.problem.question}]
+    out: list[Message] = [{"role": "user", "content": as_text(traj.problem.question)}]
     for i, seg in enumerate(traj.segments):
         start = len(out)
         if seg.kind == "think":
