@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 from alembic import command
@@ -160,7 +161,34 @@ def seed_0002(conn) -> None:
     )
 
 
-SEED = {"0001": seed_0001, "0002": seed_0002}
+def seed_0003(conn) -> None:
+    """0003: everything 0002 stores, plus a review campaign over t1 and t2 (overlap 2, ann and
+    bob, ann adjudicates): ann voted on t2 in it (a review with the campaign's id), bob holds a
+    lease on t2 that runs until 00:00:20, t1 is untouched."""
+    seed_0002(conn)
+    campaign = "(SELECT id FROM review_campaigns WHERE name = 'double')"
+    run_sql(
+        conn,
+        "INSERT INTO review_campaigns (name, filter, per_problem, overlap, reviewers, "
+        "adjudicator, lease_seconds, status, items, created_by, created_at) VALUES ('double', "
+        "'{\"run_id\": \"r1\", \"review_status\": null}', 1, 2, '[\"ann\", \"bob\"]', 'ann', "
+        "900, 'open', 2, 'ann', TS(8))",
+        "INSERT INTO campaign_items (campaign_id, trajectory_id, position, taken, decided, "
+        f"is_open) VALUES ({campaign}, 't1', 0, 0, 0, TRUE), ({campaign}, 't2', 1, 2, 1, FALSE)",
+        "INSERT INTO reviews (trajectory_id, reviewer, decision, score, notes, "
+        "trajectory_version, created_at, updated_at, labels, detail, undone_at, campaign_id) "
+        f"VALUES ('t2', 'ann', 'accepted', 4.0, 'fine', 1, TS(9), TS(9), '[]', '{{}}', NULL, "
+        f"{campaign})",
+        "INSERT INTO campaign_assignments (campaign_id, item_id, trajectory_id, reviewer, state, "
+        "leased_at, expires_at, decided_at, review_id) VALUES "
+        f"({campaign}, (SELECT id FROM campaign_items WHERE trajectory_id = 't2'), 't2', 'ann', "
+        "'decided', TS(8), TS(20), TS(9), (SELECT id FROM reviews WHERE campaign_id IS NOT NULL)), "
+        f"({campaign}, (SELECT id FROM campaign_items WHERE trajectory_id = 't2'), 't2', 'bob', "
+        "'leased', TS(10), TS(20), NULL, NULL)",
+    )
+
+
+SEED = {"0001": seed_0001, "0002": seed_0002, "0003": seed_0003}
 
 
 def check_story(store: Store) -> None:
@@ -211,9 +239,28 @@ def check_0002(store: Store) -> None:
     assert store.get_setting("queue.sort") == "shortest"
 
 
+def check_0003(store: Store) -> None:
+    c = store.get_campaign("double")
+    assert (c.overlap, c.reviewers, c.adjudicator, c.per_problem, c.items, c.status) == (
+        2, ["ann", "bob"], "ann", 1, 2, "open")
+    assert c.queue_filter() == QueueFilter(run_id="r1", review_status=None)
+    [vote] = [r for r in store.list_reviews("t2") if r.campaign_id == c.id]
+    assert (vote.reviewer, vote.decision, vote.score) == ("ann", "accepted", 4.0)
+    _, votes = store.campaign_votes("double")
+    assert [(v.reviewer, v.decision) for v in votes["t2"]] == [("ann", "accepted")]
+    assert votes["t1"] == []
+    lease_runs = datetime(2025, 1, 1, 0, 0, 15, tzinfo=UTC)
+    assert store.held_campaign_items("double", "bob", now=lease_runs) == ["t2"]
+    assert store.held_campaign_items("double", "bob") == []  # it ran out long ago
+    p = store.campaign_progress("double", now=lease_runs)
+    assert (p.items, p.done, p.started, p.untouched, p.leased) == (2, 0, 1, 1, 1)
+    assert p.reviewers["ann"]["decided"] == 1 and p.reviewers["bob"]["leased"] == 1
+    assert store.trajectory_summary("t2").review_status == "pending"  # 1 of 2 votes: no word yet
+
+
 # Data a seed holds only from the revision that added its tables: checked when the walk starts
 # at that revision or later.
-EXTRA_CHECKS = {"0002": check_0002}
+EXTRA_CHECKS = {"0002": check_0002, "0003": check_0003}
 
 
 def _missing_seeds(revisions: list[str]) -> list[str]:

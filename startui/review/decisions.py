@@ -3,12 +3,17 @@
 Every decision names the reviewer, the time and the trajectory version it was about (the store
 refuses one made on a version that changed since it was loaded). Accepting a trajectory whose
 current revision has stale outputs is refused unless the reviewer gives a reason, which is kept.
+A decision made in a review campaign (``campaign=``) is that reviewer's vote there
+(:mod:`startui.review.campaigns`): recorded with the campaign's id, and it fills the reviewer's
+slot on the item.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from startui.review import campaigns
 from startui.review.edits import stale_outputs
 from startui.review.guide import label_set
 from startui.review.users import require
@@ -24,8 +29,16 @@ class StaleOutputsBlock(ValueError):
 
 def decide(store: Any, tid: str, *, reviewer: str, decision: str, score: int | None = None,
            labels: list[str] | tuple[str, ...] = (), comment: str = "",
-           expected_version: int | None = None, override_reason: str | None = None) -> Review:
+           expected_version: int | None = None, override_reason: str | None = None,
+           campaign: campaigns.Campaign | str | int | None = None,
+           now: datetime | None = None) -> Review:
+    """Record ``reviewer``'s decision; with ``campaign``, as their vote in that campaign (they
+    must be one of its reviewers; ``now`` is the clock its leases are read with)."""
     require(store, reviewer, "decide")
+    camp = None
+    if campaign is not None:
+        camp = campaigns.get_campaign(store, campaign)
+        campaigns.check_reviewer(store, camp, reviewer, role_checked=True)
     if decision not in DECISIONS:
         raise ValueError(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
     if score is not None and (int(score) != score or not 1 <= int(score) <= 5):
@@ -46,6 +59,11 @@ def decide(store: Any, tid: str, *, reviewer: str, decision: str, score: int | N
                 "code after the edit: take the new output, or accept with a reason")
         if stale:
             detail = {"stale_override": override_reason.strip(), "stale": len(stale)}
+    if camp is not None:
+        return store.add_campaign_review(
+            camp.id, tid, reviewer=reviewer, decision=decision,
+            score=None if score is None else float(score), notes=comment or "",
+            expected_version=expected_version, labels=list(labels), detail=detail, now=now)
     return store.add_review(tid, reviewer=reviewer, decision=decision,
                             score=None if score is None else float(score), notes=comment or "",
                             expected_version=expected_version, labels=list(labels),

@@ -24,7 +24,10 @@ ANONYMOUS = "(anonymous)"
 _N, _R, _P = 2**14, 8, 1
 ACTIONS = {"decide": ("admin", "reviewer"), "label": ("admin", "reviewer"),
            "edit": ("admin", "reviewer"), "export": ("admin", "reviewer"),
-           "guidelines": ("admin",), "users": ("admin",)}
+           "guidelines": ("admin",), "users": ("admin",),
+           # review campaigns: an admin makes and closes them and settles disagreements (the
+           # campaign's named adjudicator may too: startui.review.campaigns checks that)
+           "campaign": ("admin",), "adjudicate": ("admin",)}
 
 
 class PermissionDenied(PermissionError):
@@ -121,4 +124,4 @@ def require(store: Any, name: str, action: str) -> None:
     if role not in allowed:
         raise PermissionDenied(f"{name} is a {role}: {action} needs the role "
                                f"{' or '.join(allowed)} (an admin can change it with "
-                               f"`python -m startui users role {name} reviewer`)")
+                               f"`python -m startui users role {name} {allowed[-1]}`)")

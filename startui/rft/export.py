@@ -42,8 +42,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from startui.review.users import require
 from startui.rft.filters import ModifyConfig, modify
 from startui.rft.select import SelectConfig, Selection, mode_of, select
+from startui.store.consensus import CAMPAIGN_SOURCES
 from startui.store.records import Record
 from startui.store.repository import jsonable
 from startui.trajectory import Trajectory
@@ -153,7 +155,9 @@ def provenance(rec: Record, traj: Trajectory, modifications: list[dict[str, Any]
         "mode": mode_of(traj),
         "sample": sample if isinstance(sample, int) and not isinstance(sample, bool) else None,
         "review": {"status": rec.review_status, "reviewer": rec.reviewer,
-                   "editors": list(rec.editors)},
+                   "editors": list(rec.editors),
+                   # several reviewers (a campaign): adjudicated | consensus | disputed
+                   **({"resolution": rec.human} if rec.human in CAMPAIGN_SOURCES else {})},
         "version": rec.version,
         "settings": jsonable(dict(settings)),
         "scores": {} if score is None else {"rule": {
@@ -388,12 +392,17 @@ class ExportResult:
 
 def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
            select_config: SelectConfig | None = None, config: ExportConfig | None = None,
-           on_progress: Callable[[int, int], Any] | None = None) -> ExportResult:
+           on_progress: Callable[[int, int], Any] | None = None,
+           by: str | None = None) -> ExportResult:
     """Select (:func:`startui.rft.select`), modify and write the dataset into the folder ``out``:
     ``data.jsonl``, ``data.parquet``, ``dataset/`` (``datasets.load_from_disk``) and
     ``manifest.json``. ``select_config.dataset`` says which: "seed" / "start" (SFT rows) or
     "steps" (stepwise supervision rows). Files are written under temporary names and moved in
-    place at the end, so an interrupted export leaves the previous one intact."""
+    place at the end, so an interrupted export leaves the previous one intact. ``by``: the person
+    exporting (the app names them), refused unless their role may export
+    (:func:`startui.review.users.require`)."""
+    if by is not None:
+        require(store, by, "export")
     config = config or ExportConfig()
     select_config = select_config or SelectConfig()
     out = Path(out)

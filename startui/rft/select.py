@@ -9,9 +9,13 @@ A third dataset, "steps", is process supervision for a reward model (PRM800K-sty
 the trajectories a reviewer accepted and labelled step by step (see :class:`SelectConfig`).
 
 People outrank rules: a trajectory a reviewer rejected is never selected; one a reviewer accepted
-is eligible whatever the rules say (the report counts these overrides). Every drop is counted
-under exactly one reason, so ``selected + sum(dropped) == considered`` and a user can see where
-their data went.
+is eligible whatever the rules say (the report counts these overrides). When several people
+reviewed it in a campaign, their word is, in this order: the adjudicated decision, then the
+consensus (all N reviewers decided and agree), then the rules — a trajectory whose reviewers
+disagree and that nobody adjudicated yet is neither accepted nor rejected by people
+(:mod:`startui.store.consensus` decides the record's status; the report counts each kind).
+Every drop is counted under exactly one reason, so ``selected + sum(dropped) == considered`` and
+a user can see where their data went.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ Dataset = Literal["seed", "start", "steps"]
 DATASETS = ("seed", "start", "steps")
 DATASET_NAMES = {"seed": "D_seed", "start": "D_START", "steps": "Steps (process supervision)"}
 GREEDY, HINTED = "greedy", "hinted"
+PEOPLE = {"adjudicated": "adjudicated", "consensus": "consensus",
+          "disputed": "disputed (left to the rules)"}
 
 
 def mode_of(traj: Trajectory) -> str:
@@ -182,6 +188,7 @@ class Candidate:
     length: int
     broken: list[str]
     labelled: int = 0  # step labels on the current revision
+    human: str | None = None  # how people's status came about (Record.human)
 
 
 @dataclass
@@ -201,6 +208,9 @@ class SelectionReport:
     rule_hits: dict[str, int] = field(default_factory=dict)
     overrides: dict[str, int] = field(default_factory=dict)
     seed_problems: dict[str, int] = field(default_factory=dict)
+    # considered trajectories whose status several people settled: adjudicated, consensus,
+    # disputed (left to the rules)
+    people: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (dict(sorted(v.items())) if isinstance(v, dict) else v)
@@ -218,6 +228,9 @@ class SelectionReport:
                                                      sorted(self.rule_hits.items())))
         for what, n in sorted(self.overrides.items()):
             lines.append(f"  kept by a reviewer's acceptance: {n} {what}")
+        if self.people:
+            lines.append("  reviewed in campaigns: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.people.items())))
         if self.seed_problems:
             lines.append("  problems: " + ", ".join(f"{k} {v}" for k, v in
                                                     sorted(self.seed_problems.items())))
@@ -239,7 +252,7 @@ def candidate(rec: Record, cfg: SelectConfig) -> Candidate:
         length=sum(len(s.render()) for s in traj.segments),
         broken=check(traj, cfg.filters) if traj.status == "finished" or (
             rec.review_status == "accepted") else [],
-        labelled=len(rec.step_labels))
+        labelled=len(rec.step_labels), human=rec.human)
 
 
 def select(store: Store, run_ids: Sequence[str], cfg: SelectConfig | None = None) -> Selection:
@@ -280,6 +293,7 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
     overrides: Counter[str] = Counter()
     seed: Counter[str] = Counter()
     modes: Counter[str] = Counter()
+    people: Counter[str] = Counter()
     chosen: list[tuple[str, str]] = []
     for pid in sorted(by_problem):
         cands = by_problem[pid]
@@ -288,6 +302,7 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
         modes.update(c.mode for c in cands)
         pool = [c for c in cands if cfg.exportable(c.mode)]
         report.considered += len(pool)
+        people.update(PEOPLE[c.human] for c in pool if c.human in PEOPLE)
         eligible = []
         for c in pool:
             hits.update(c.broken)
@@ -333,4 +348,5 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
     report.dropped, report.rule_hits = dict(dropped), dict(hits)
     report.overrides, report.seed_problems, report.by_mode = dict(overrides), dict(seed), \
         dict(modes)
+    report.people = dict(people)
     return Selection([tid for _, tid in chosen], report, cfg)

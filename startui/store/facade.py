@@ -19,6 +19,7 @@ import os
 import queue
 import socket
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,12 +31,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from startui import resources
-from startui.store import queries, records, repository, reviews
+from startui.store import campaigns, queries, records, repository, reviews
 from startui.store import queue as review_queue
 from startui.store.models import TrajectoryRow
 from startui.store.queries import TrajectorySummary
@@ -437,13 +438,126 @@ class Store:
                    score: float | None = None, notes: str = "",
                    expected_version: int | None = None, labels: Sequence[str] = (),
                    detail: dict[str, Any] | None = None) -> Review:
+        """A review outside any campaign (:meth:`add_campaign_review` for a campaign's)."""
         return self.write(lambda s: reviews.add_review(
             s, trajectory_id, reviewer=reviewer, decision=decision, score=score, notes=notes,
             expected_version=expected_version, labels=labels, detail=detail))
 
     def undo_last_decision(self, reviewer: str) -> Review | None:
-        """Undo ``reviewer``'s latest decision (None when there is none left to undo)."""
-        return self.write(lambda s: reviews.undo_last_decision(s, reviewer))
+        """Undo ``reviewer``'s latest decision (None when there is none left to undo); a
+        campaign vote undone gives the reviewer the item back."""
+        return self.write(lambda s: campaigns.undo_last_decision(s, reviewer, now=_now()))
+
+    # --- review campaigns --------------------------------------------------------------------
+
+    def create_campaign(self, name: str, *, filter: review_queue.QueueFilter,
+                        per_problem: int | None, overlap: int, reviewers: Sequence[str],
+                        adjudicator: str | None, lease_seconds: int, created_by: str,
+                        ) -> campaigns.Campaign:
+        """The campaign and its items (what ``filter`` picks, in its order, at most
+        ``per_problem`` per problem), in one transaction."""
+        return self.write(lambda s: campaigns.create(
+            s, name=name, filter=filter, per_problem=per_problem, overlap=overlap,
+            reviewers=list(reviewers), adjudicator=adjudicator, lease_seconds=lease_seconds,
+            created_by=created_by))
+
+    def get_campaign(self, ref: str | int) -> campaigns.Campaign:
+        with self.read() as s:
+            return campaigns.get(s, ref)
+
+    def list_campaigns(self) -> list[campaigns.Campaign]:
+        with self.read() as s:
+            return campaigns.list_all(s)
+
+    def set_campaign_status(self, ref: str | int, status: str) -> campaigns.Campaign:
+        return self.write(lambda s: campaigns.set_status(s, ref, status))
+
+    def claim_campaign_item(self, ref: str | int, reviewer: str, *, hold: int = 1,
+                            now: datetime | None = None) -> str | None:
+        """Hand ``reviewer`` an item (see :func:`startui.store.campaigns.claim`): one write
+        transaction, retried when a concurrent one on PostgreSQL won a race it lost, or when
+        every item left was locked by a transaction in flight (a few ms; never a lease)."""
+        for attempt in range(12):
+            try:
+                return self._retrying(lambda s: campaigns.claim(s, ref, reviewer, hold=hold,
+                                                                now=now or _now()))
+            except campaigns.Busy:
+                time.sleep(min(0.2, 0.002 * 2 ** attempt))
+        return None
+
+    def release_campaign_item(self, ref: str | int, reviewer: str, trajectory_id: str) -> bool:
+        return self.write(lambda s: campaigns.release(s, ref, reviewer, trajectory_id))
+
+    def held_campaign_items(self, ref: str | int, reviewer: str, *,
+                            now: datetime | None = None) -> list[str]:
+        with self.read() as s:
+            return campaigns.held(s, ref, reviewer, now or _now())
+
+    def add_campaign_review(self, ref: str | int, trajectory_id: str, *, reviewer: str,
+                            decision: str, score: float | None = None, notes: str = "",
+                            expected_version: int | None = None, labels: Sequence[str] = (),
+                            detail: dict[str, Any] | None = None,
+                            now: datetime | None = None) -> Review:
+        return self._retrying(lambda s: campaigns.record_decision(
+            s, ref, trajectory_id, reviewer=reviewer, decision=decision, score=score,
+            notes=notes, expected_version=expected_version, labels=tuple(labels),
+            detail=detail, now=now or _now()))
+
+    def add_adjudication(self, ref: str | int, trajectory_id: str, *, reviewer: str,
+                         decision: str, score: float | None = None, notes: str = "",
+                         labels: Sequence[str] = (), expected_version: int | None = None,
+                         ) -> Review:
+        return self._retrying(lambda s: campaigns.record_adjudication(
+            s, ref, trajectory_id, reviewer=reviewer, decision=decision, score=score,
+            notes=notes, labels=tuple(labels), expected_version=expected_version))
+
+    def campaign_votes(self, ref: str | int,
+                       ) -> tuple[campaigns.Campaign, dict[str, list[Any]]]:
+        with self.read() as s:
+            return campaigns.votes(s, ref)
+
+    def campaign_reviews(self, ref: str | int) -> list[Review]:
+        with self.read() as s:
+            return campaigns.campaign_reviews(s, ref)
+
+    def campaign_ratings(self, ref: str | int) -> list[tuple[str, str, str, float | None]]:
+        with self.read() as s:
+            return campaigns.ratings(s, ref)
+
+    def campaign_step_labels(self, ref: str | int) -> list[tuple[str, int, int, str, int]]:
+        with self.read() as s:
+            return campaigns.step_labels(s, ref)
+
+    def campaign_disputes(self, ref: str | int, *, include_adjudicated: bool = False,
+                          ) -> list[campaigns.Dispute]:
+        with self.read() as s:
+            return campaigns.disputes(s, ref, include_adjudicated=include_adjudicated)
+
+    def campaign_progress(self, ref: str | int, *, now: datetime | None = None,
+                          ) -> campaigns.Progress:
+        with self.read() as s:
+            return campaigns.progress(s, ref, now=now or _now())
+
+    def _retrying(self, fn: Callable[[Session], R], attempts: int = 6) -> R:
+        """A campaign's write (a claim, a vote). On SQLite it is the writer's, like every write.
+        On PostgreSQL it runs on the caller's thread, concurrently with other reviewers' (row
+        locks and SKIP LOCKED keep them apart, which is what they are for; one writer would make
+        eight reviewers queue behind each other's commits), and a race the database refuses (a
+        unique key two transactions tried at once, a deadlock, a serialization failure) runs
+        again on fresh data."""
+        for attempt in range(attempts):
+            try:
+                if self.is_sqlite:
+                    return self.write(fn)
+                if self._closed:
+                    raise StoreError("the store is closed")
+                return self._tx(fn)
+            except (IntegrityError, OperationalError) as e:
+                race = isinstance(e, IntegrityError) or getattr(
+                    e.orig, "sqlstate", None) in ("40001", "40P01")
+                if not race or self.is_sqlite or attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     # --- the review queue --------------------------------------------------------------------
 
@@ -568,6 +682,10 @@ class Store:
                         updated_at=datetime.now(UTC), worker=None)
                 .execution_options(synchronize_session=False)).rowcount
         return self._tx(run)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _close_at_exit(ref: weakref.ref[Store]) -> None:

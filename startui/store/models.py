@@ -55,6 +55,9 @@ REVIEW_STATES = ("pending", "accepted", "rejected", "skipped", "needs_review")
 DECISIONS = ("accepted", "rejected", "skipped", "needs_review")
 VERDICTS = ("correct", "wrong")  # trajectories.verdict; NULL is "unscored"
 ROLES = ("admin", "reviewer", "viewer")
+# A reviewer's hold on a campaign item: "leased" (handed out, until ``expires_at``), "decided",
+# "skipped" (passed on it: the slot goes to someone else) or "expired" (the lease ran out first).
+ASSIGNMENT_STATES = ("leased", "decided", "skipped", "expired")
 
 
 def utcnow() -> datetime:
@@ -178,6 +181,8 @@ class TrajectoryRow(Base):
         # The review queue: finished + pending, oldest first (optionally within one run).
         Index("ix_trajectories_queue", "status", "review_status", "created_at", "id"),
         Index("ix_trajectories_queue_length", "status", "review_status", "length", "id"),
+        # The queue's counts under a rule-verdict filter (the Review tab's "wrong answers").
+        Index("ix_trajectories_queue_verdict", "status", "verdict", "review_status"),
         Index("ix_trajectories_run_queue", "run_id", "status", "review_status", "created_at"),
         # "Recent runs" and the problem page.
         Index(None, "created_at"),
@@ -266,10 +271,15 @@ class ReviewRow(Base):
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # undo keeps the row
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The review campaign this decision was made in (an adjudication carries its campaign too,
+    # and ``detail["adjudication"]``); None: a review outside any campaign.
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("review_campaigns.id", ondelete="SET NULL"))
 
     __table_args__ = (
         Index(None, "trajectory_id", "created_at"),
         Index(None, "reviewer", "created_at"),
+        Index(None, "campaign_id", "trajectory_id"),
     )
 
 
@@ -337,3 +347,75 @@ class SettingRow(Base):
     value: Mapped[Any] = mapped_column(JSONType, nullable=True)
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CampaignRow(Base):
+    """A review campaign: the items a queue filter picked (at most ``per_problem`` per problem),
+    each to be decided by ``overlap`` different reviewers from ``reviewers``; disagreements go to
+    an admin or the named ``adjudicator``. ``filter`` is the queue filter as given, kept so the
+    campaign can say what it was made of."""
+
+    __tablename__ = "review_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    per_problem: Mapped[int | None] = mapped_column(Integer)
+    overlap: Mapped[int] = mapped_column(Integer, default=2)
+    reviewers: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    adjudicator: Mapped[str | None] = mapped_column(String(200))
+    lease_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    items: Mapped[int] = mapped_column(Integer, default=0)  # fixed when it is made
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CampaignItemRow(Base):
+    """One trajectory of a campaign. ``taken`` counts the slots held (live leases and decisions,
+    at most the campaign's overlap), ``decided`` the decisions; ``is_open`` (taken < overlap) is
+    kept with them so the next item to hand out is one index seek on
+    ``(campaign_id, is_open, position)``, however much of the campaign is done."""
+
+    __tablename__ = "campaign_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("review_campaigns.id", ondelete="CASCADE"))
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    taken: Mapped[int] = mapped_column(Integer, default=0)
+    decided: Mapped[int] = mapped_column(Integer, default=0)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "trajectory_id"),
+        Index(None, "campaign_id", "is_open", "position"),
+        Index(None, "trajectory_id"),
+    )
+
+
+class CampaignAssignmentRow(Base):
+    """A reviewer's hold on a campaign item. Unique per (item, reviewer): the database itself
+    refuses to hand one reviewer the same item twice."""
+
+    __tablename__ = "campaign_assignments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("review_campaigns.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("campaign_items.id", ondelete="CASCADE"))
+    trajectory_id: Mapped[str] = mapped_column(String(64))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), default="leased")
+    leased_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("reviews.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        UniqueConstraint("item_id", "reviewer"),
+        Index(None, "campaign_id", "state", "expires_at"),
+        Index(None, "campaign_id", "reviewer", "state"),
+    )

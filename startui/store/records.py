@@ -3,6 +3,10 @@
 A :class:`Record` is a trajectory, its version, its review status and its current rule score. The
 selection, the export and the analytics read records only through these functions, in keyset
 pages (a long export holds no lock).
+
+People's status is decided here, by :mod:`startui.store.consensus`: an adjudication beats a
+campaign's consensus, which beats a single reviewer's decision; an item whose campaign reviewers
+disagree and that nobody adjudicated yet is neither accepted nor rejected (the rules decide).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy import select as sql
 from sqlalchemy.orm import Session
 
 from startui.answers import SCORER, ScoreResult
+from startui.store import consensus
 from startui.store.models import (
     ReviewRow,
     RevisionRow,
@@ -65,6 +70,10 @@ class Record:
     step_labels: dict[int, int] = field(default_factory=dict)
     labelled_by: str | None = None
     created_at: Any = None  # the row's, for keyset paging
+    # How people's status came about: "adjudicated", "consensus", "disputed" (a campaign's
+    # reviewers disagree, nobody adjudicated: neither accepted nor rejected), "reviewer" (one
+    # person's decision), None (nobody decided: the rules do).
+    human: str | None = None
 
     @property
     def correct(self) -> bool | None:
@@ -81,11 +90,16 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
                         .order_by(ScoreRow.created_at, ScoreRow.id)):
         scores[sc.trajectory_id] = sc  # the newest wins
     reviewers: dict[str, str] = {}
-    for rv in s.execute(sql(ReviewRow.trajectory_id, ReviewRow.reviewer)
+    votes: dict[str, list[consensus.Vote]] = defaultdict(list)
+    for rv in s.execute(sql(ReviewRow.id, ReviewRow.trajectory_id, ReviewRow.reviewer,
+                            ReviewRow.decision, ReviewRow.campaign_id, ReviewRow.detail)
                         .where(ReviewRow.trajectory_id.in_(ids), ReviewRow.decision.is_not(None),
                                ReviewRow.undone_at.is_(None))
                         .order_by(ReviewRow.created_at, ReviewRow.id)):
         reviewers[rv.trajectory_id] = rv.reviewer
+        votes[rv.trajectory_id].append(consensus.vote(rv))
+    overlaps = consensus.overlaps(s, (v.campaign_id for vs in votes.values() for v in vs
+                                      if v.campaign_id is not None))
     editors: dict[str, list[str]] = defaultdict(list)
     for rv in s.execute(sql(RevisionRow.trajectory_id, RevisionRow.editor)
                         .where(RevisionRow.trajectory_id.in_(ids), RevisionRow.editor.is_not(None))
@@ -104,13 +118,20 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
             latest[lb.trajectory_id] = lb.reviewer
     out = []
     for row, traj in zip(rows, trajs, strict=True):
+        status, human = row.review_status, None if row.review_status == "pending" else "reviewer"
+        resolved = consensus.resolve(votes.get(row.id, []), overlaps)
+        if resolved is not None:
+            status, human = resolved
+            if human == consensus.ADJUDICATED:  # the adjudicator has the last word
+                reviewers[row.id] = next(v.reviewer for v in reversed(votes[row.id])
+                                         if v.adjudication)
         by = reviewers.get(row.id) if reviewers.get(row.id) in labels[row.id] else latest.get(
             row.id)
         sc = scores.get(row.id)
         current = sc is not None and sc.trajectory_version in (None, row.version)
         out.append(Record(
             trajectory=traj, version=row.version, created_at=row.created_at,
-            review_status=row.review_status,
+            review_status=status, human=human,
             reviewer=reviewers.get(row.id), run_id=row.run_id,
             score=ScoreResult(sc.correct, sc.value, dict(sc.detail or {})) if current else None,
             score_stale=sc is not None and not current, editors=editors.get(row.id, []),

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from startui.answers import SCORER
+from startui.store import consensus
 from startui.store.models import (
     DECISIONS,
     ROLES,
@@ -54,6 +55,7 @@ class Review:
     labels: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     undone_at: str | None = None
+    campaign_id: int | None = None  # the review campaign it was made in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,16 +147,19 @@ def _review(r: ReviewRow) -> Review:
                   decision=r.decision, score=r.score, notes=r.notes,
                   trajectory_version=r.trajectory_version, created_at=format_ts(r.created_at),
                   labels=list(r.labels or []), detail=dict(r.detail or {}),
-                  undone_at=format_ts(r.undone_at))
+                  undone_at=format_ts(r.undone_at), campaign_id=r.campaign_id)
 
 
 def add_review(s: Session, tid: str, *, reviewer: str, decision: str | None = None,
                score: float | None = None, notes: str = "",
                expected_version: int | None = None, labels: Sequence[str] = (),
-               detail: dict[str, Any] | None = None) -> Review:
+               detail: dict[str, Any] | None = None, campaign_id: int | None = None) -> Review:
     """Record a review; a decision (accepted, rejected, skipped, needs_review) becomes the
     trajectory's review status, and the status it replaced is kept so the decision can be undone.
-    With ``expected_version`` the review only lands on the version the reviewer saw."""
+    With ``expected_version`` the review only lands on the version the reviewer saw.
+
+    A trajectory with decisions made in a review campaign (``campaign_id``) takes its status from
+    :mod:`startui.store.consensus` instead: adjudication, then consensus, then the rest."""
     if decision is not None and decision not in DECISIONS:
         raise ValueError(f"decision must be one of {DECISIONS} or None, not {decision!r}")
     if not reviewer:
@@ -168,11 +173,13 @@ def add_review(s: Session, tid: str, *, reviewer: str, decision: str | None = No
         detail["previous_status"] = row.review_status
     r = ReviewRow(trajectory_id=tid, reviewer=reviewer, decision=decision, score=score,
                   notes=notes or "", trajectory_version=row.version, created_at=now,
-                  updated_at=now, labels=[str(x) for x in labels], detail=jsonable(detail))
+                  updated_at=now, labels=[str(x) for x in labels], detail=jsonable(detail),
+                  campaign_id=campaign_id)
     s.add(r)
     if decision is not None:
         row.review_status = decision
         row.reviewed_at = now
+        consensus.refresh(s, tid)
     s.flush()
     return _review(r)
 
@@ -222,7 +229,7 @@ def undo_last_decision(s: Session, reviewer: str) -> Review | None:
     later = s.scalar(select(ReviewRow.id).where(
         ReviewRow.trajectory_id == r.trajectory_id, ReviewRow.decision.is_not(None),
         ReviewRow.undone_at.is_(None), ReviewRow.id > r.id).limit(1))
-    if later is None:
+    if consensus.refresh(s, r.trajectory_id) is None and later is None:
         row = _row(s, r.trajectory_id)
         row.review_status = (r.detail or {}).get("previous_status", "pending")
         row.reviewed_at = None if row.review_status == "pending" else row.reviewed_at
