@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from startui.infer.kernels import KernelPool, describe_isolation, isolation_is_weak
+from startui.infer.kernels import KernelPool
+from startui.infer.sandbox import describe_isolation, isolation_is_weak
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "kernels"))

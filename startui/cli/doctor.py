@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from startui import resources
-from startui.infer.kernels import KernelPool, describe_isolation, isolation_is_weak
+from startui.infer.kernels import KernelPool
+from startui.infer.sandbox import describe_isolation, isolation_is_weak
 
 
 async def _isolation() -> dict[str, Any] | None:

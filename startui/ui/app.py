@@ -9,7 +9,8 @@ from typing import Any
 import gradio as gr
 
 from startui import resources
-from startui.infer.kernels import describe_isolation, isolation_is_weak, probe_isolation
+from startui.infer.kernels import probe_isolation
+from startui.infer.sandbox import describe_isolation, isolation_is_weak
 from startui.store.backup import BackupConfig, schedule
 from startui.ui import auth, links, render, review
 from startui.ui.deployment import Deployment

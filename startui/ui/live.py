@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from startui.infer.kernels import describe_isolation
+from startui.infer.sandbox import describe_isolation
 from startui.trajectory import Problem, Trajectory
 from startui.ui import auth, render
 from startui.ui.deployment import NotAllowed, visitor_key

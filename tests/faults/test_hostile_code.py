@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from startui.infer.kernels import describe_isolation
+from startui.infer.sandbox import describe_isolation
 from tests.faults import ledger
 from tests.faults.support import (
     DROP_AFTER,
