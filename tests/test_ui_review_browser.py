@@ -19,18 +19,14 @@ import pytest
 
 from startui.answers import SCORER
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_ui_browser import ARGS, CHROMIUM
+from tests.browser import MARKS
 
 # The screenshot goes to artifacts/ (git-ignored); STARTUI_DOCS_SCREENSHOTS=1 refreshes the
 # README's docs/review-tab.png instead.
 DOCS = Path(__file__).resolve().parents[1] / (
     "docs" if os.environ.get("STARTUI_DOCS_SCREENSHOTS") else "artifacts")
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason="Debian chromium is not installed (apt-get install chromium)"),
-]
+pytestmark = MARKS
 
 
 def scripted(question: str, code: str, output: str, boxed: str) -> Trajectory:
@@ -67,16 +63,6 @@ def app(tmp_path_factory):
     _, url, _ = launch(demo, prevent_thread_lock=True, quiet=True)
     yield url, ids
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def login(browser, url: str, name: str, path: str = ""):

@@ -6,13 +6,12 @@ runs. The app keeps serving a second visitor through all of it."""
 from __future__ import annotations
 
 import http.server
-import os
-import shutil
 import threading
 import time
 
 import pytest
 
+from tests.browser import MARKS
 from tests.faults import ledger
 from tests.faults.support import (
     DROP_AFTER,
@@ -29,14 +28,7 @@ from tests.faults.support import (
     stored_id,
 )
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                 reason="Debian chromium is not installed (apt-get install "
-                                        "chromium)")]
+pytestmark = [*MARKS, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 # name → (cell, what the page must show)
 PAGE_ATTACKS = {
@@ -52,16 +44,6 @@ def app(tmp_path_factory):
     launched = launch_app(tmp_path_factory.mktemp("page") / "page.sqlite")
     yield launched
     launched.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
