@@ -178,6 +178,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("report", help="analytics of runs as a self-contained HTML page")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--html", required=True, metavar="OUT", help="the HTML file to write")
+    p.add_argument("--campaign", metavar="NAME",
+                   help="only the items of this review campaign (its agreement over time too)")
     p.add_argument("--json", action="store_true", help="also print the tables as JSON")
     _db_arg(p)
     p.set_defaults(func=_failing_clearly(cmd_report))
@@ -409,18 +411,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from startui.rft.analytics import category_table, collect, mode_table, scaling_curve
+    from startui.rft import dashboard
+    from startui.rft.analytics import category_table, mode_table, scaling_curve, source_table
     from startui.rft.report import write_report
+    from startui.store import StoreError
 
     with _runs_in_store(args, args.runs) as (store, runs):
-        data = collect(store, runs)
+        try:  # the same figures as the app's Dataset tab, from the same code
+            d = dashboard.gather(store, runs, campaign=args.campaign)
+        except (StoreError, ValueError) as e:
+            raise _Fail(str(e)) from e
+    data = d.facts
     try:
-        path = write_report(data, runs, args.html)
+        path = write_report(data, runs, args.html, dashboard=d)
     except OSError as e:
         return _error(f"cannot write {args.html}: {e}")
     if args.json:
         print(json.dumps({"modes": mode_table(data), "scaling": scaling_curve(data),
-                          "categories": category_table(data)}))
+                          "categories": category_table(data), "sources": source_table(data),
+                          "funnel": dashboard.funnel_table(d.funnel),
+                          "throughput": d.throughput, "agreement": d.agreement}))
     else:
         for row in mode_table(data):
             acc = "—" if row["accuracy"] is None else f"{row['accuracy']:.1%}"

@@ -1,6 +1,7 @@
 """What a batch taught us, as plotly figures: the paper's sequential test-time scaling curve
 (accuracy after 0, 1, 2 … end-of-reasoning hint rounds), tool use and correctness per hint
-category, and greedy vs hinted accuracy per run.
+category, greedy vs hinted accuracy per run, people's hints against automatic ones, and the
+lengths of right and wrong trajectories.
 
 The functions split in two: ``collect`` reads the store once into small per-trajectory
 :class:`Facts`, and pure functions turn facts into tables and figures — so the app's Dataset tab
@@ -46,6 +47,7 @@ class Facts:
     hints: list[HintFact] = field(default_factory=list)
     tool_calls: int = 0
     tokens: int = 0
+    chars: int = 0  # of the completion: what the export's length filter measures
 
 
 def _answer_before(segments: Sequence[Any], end: int) -> str | None:
@@ -62,7 +64,8 @@ def facts(rec: Record) -> Facts:
     traj = rec.trajectory
     segs = traj.segments
     f = Facts(id=traj.id, run=rec.run_id or "", mode=mode_of(traj), kind=traj.problem.kind,
-              correct=rec.correct, tool_calls=traj.tool_calls, tokens=traj.tokens)
+              correct=rec.correct, tool_calls=traj.tool_calls, tokens=traj.tokens,
+              chars=sum(len(s.render()) for s in segs))
     hint_at = [i for i, s in enumerate(segs) if s.kind == "hint"]
     for n, i in enumerate(hint_at):
         end = hint_at[n + 1] if n + 1 < len(hint_at) else len(segs)
@@ -148,6 +151,53 @@ def mode_table(data: Iterable[Facts]) -> list[dict[str, Any]]:
     return rows
 
 
+SOURCES = {"auto": "automatic hints only", "human": "a person's hint", "none": "no hint"}
+
+
+def source_table(data: Iterable[Facts]) -> list[dict[str, Any]]:
+    """People's hints against the automatic ones: per hint source, how often the model went on
+    to run code and whether it ran cleanly; per trajectory (with a person's hint, with only
+    automatic hints, with none), how often it ended correct."""
+    hints: dict[str, list[HintFact]] = defaultdict(list)
+    trajs: dict[str, list[bool | None]] = defaultdict(list)
+    for f in data:
+        for h in f.hints:
+            hints[h.source].append(h)
+        sources = {h.source for h in f.hints}
+        group = "human" if "human" in sources else "auto" if sources else "none"
+        trajs[group].append(f.correct)
+    rows = []
+    for src in [k for k in SOURCES if k in hints or k in trajs]:
+        hs = hints.get(src, [])
+        correct, scored = _rate(trajs.get(src, []))
+        rows.append({"source": src, "name": SOURCES[src], "hints": len(hs),
+                     "tool_use_rate": sum(h.used_tool for h in hs) / len(hs) if hs else None,
+                     "error_free_rate": sum(h.error_free for h in hs) / len(hs) if hs else None,
+                     "trajectories": len(trajs.get(src, [])), "scored": scored,
+                     "correct_rate": correct})
+    return rows
+
+
+def _verdict(f: Facts) -> str:
+    return "unscored" if f.correct is None else "correct" if f.correct else "wrong"
+
+
+def length_table(data: Iterable[Facts]) -> list[dict[str, Any]]:
+    """Completion lengths (characters; tokens where the backend counted them) per mode and rule
+    verdict: long wrong trajectories are what the length filter and reviewers look at."""
+    by: dict[tuple[str, str], list[Facts]] = defaultdict(list)
+    for f in data:
+        by[(f.mode, _verdict(f))].append(f)
+    rows = []
+    for (mode, verdict), fs in sorted(by.items()):
+        chars = sorted(f.chars for f in fs)
+        rows.append({"mode": mode, "verdict": verdict, "trajectories": len(fs),
+                     "chars_median": chars[len(chars) // 2], "chars_max": chars[-1],
+                     "tokens_mean": sum(f.tokens for f in fs) / len(fs),
+                     "tool_calls_mean": sum(f.tool_calls for f in fs) / len(fs)})
+    return rows
+
+
 # --- figures ---------------------------------------------------------------------------------
 
 def _pct(x: float | None) -> float | None:
@@ -206,6 +256,43 @@ def modes_figure(data: Iterable[Facts]) -> go.Figure:
     return fig
 
 
+def sources_figure(data: Iterable[Facts]) -> go.Figure:
+    import plotly.graph_objects as go
+
+    rows = source_table(data)
+    names = [r["name"] for r in rows]
+    fig = go.Figure()
+    for key, name in (("tool_use_rate", "ran code after the hint"),
+                      ("error_free_rate", "code ran without error"),
+                      ("correct_rate", "trajectory correct")):
+        fig.add_trace(go.Bar(x=names, y=[_pct(r[key]) for r in rows], name=name,
+                             customdata=[[r["hints"], r["trajectories"]] for r in rows],
+                             hovertemplate="%{x}: %{y:.1f}% (%{customdata[0]} hints, "
+                                           "%{customdata[1]} trajectories)"))
+    fig.update_layout(title="Human vs automatic hints", barmode="group",
+                      yaxis={"title": "%", "range": [0, 100]}, template="plotly_white")
+    return fig
+
+
+def lengths_figure(data: Iterable[Facts]) -> go.Figure:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    by: dict[str, list[int]] = defaultdict(list)
+    for f in data:
+        by[_verdict(f)].append(f.chars)
+    colors = {"correct": "#2da44e", "wrong": "#cf222e", "unscored": "#8c959f"}
+    for verdict in ("correct", "wrong", "unscored"):
+        if by.get(verdict):
+            fig.add_trace(go.Histogram(x=by[verdict], name=verdict, opacity=0.7,
+                                       marker_color=colors[verdict], nbinsx=30))
+    fig.update_layout(title="Trajectory lengths by rule verdict", barmode="overlay",
+                      xaxis={"title": "completion length (characters)"},
+                      yaxis={"title": "trajectories"}, template="plotly_white")
+    return fig
+
+
 def figures(data: Sequence[Facts]) -> dict[str, go.Figure]:
     return {"scaling": scaling_figure(data), "categories": category_figure(data),
-            "modes": modes_figure(data)}
+            "modes": modes_figure(data), "sources": sources_figure(data),
+            "lengths": lengths_figure(data)}

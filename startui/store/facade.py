@@ -418,6 +418,38 @@ class Store(Reviewing):
         with self.read() as s:
             return queries.stats(s)
 
+    # --- dashboards (read only) --------------------------------------------------------------
+
+    def _campaign_id(self, campaign: str | int | None) -> int | None:
+        return None if campaign is None else self.get_campaign(campaign).id
+
+    def funnel_counts(self, run_ids: Sequence[str] | None = None, *,
+                      campaign: str | int | None = None) -> dict[str, int]:
+        """Generated, finished, scored, correct, reviewed, accepted, rejected: of the runs
+        (None: every trajectory), of one campaign's items when ``campaign`` is named."""
+        cid = self._campaign_id(campaign)
+        with self.read() as s:
+            return queries.funnel_counts(s, run_ids=run_ids, campaign_id=cid)
+
+    def review_throughput(self, run_ids: Sequence[str] | None = None, *,
+                          campaign: str | int | None = None) -> list[dict[str, Any]]:
+        """Decisions per reviewer per UTC day (``reviewer``, ``day``, ``decisions``)."""
+        cid = self._campaign_id(campaign)
+        with self.read() as s:
+            return queries.review_throughput(s, run_ids=run_ids, campaign_id=cid)
+
+    def campaign_rating_times(self, campaign: str | int,
+                              ) -> list[tuple[str, str, str, float | None, datetime]]:
+        """(trajectory id, reviewer, decision, score, when) of a campaign's live votes."""
+        cid = self.get_campaign(campaign).id
+        with self.read() as s:
+            return queries.campaign_rating_times(s, cid)
+
+    def problem_sources(self) -> list[dict[str, Any]]:
+        """Problem sources (``source``, ``problems``, ``by_kind``), largest first."""
+        with self.read() as s:
+            return queries.problem_sources(s)
+
     # --- crash recovery ----------------------------------------------------------------------
 
     def mark_interrupted(self, *, stale_after: timedelta = STALE_AFTER) -> int:

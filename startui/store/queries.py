@@ -8,14 +8,16 @@ The review queue is the hot path of the review UI; it is a range scan of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, case, func, select, tuple_
 
 from startui.store.models import (
     ArtifactRow,
+    CampaignItemRow,
     ProblemRow,
     ReviewRow,
     RunRow,
@@ -188,3 +190,83 @@ def stats(s: Any) -> dict[str, Any]:
         "runs": s.scalar(select(func.count()).select_from(RunRow)),
         "artifacts": s.scalar(select(func.count()).select_from(ArtifactRow)),
     }
+
+
+# --- dashboards (the Dataset tab, ``python -m startui report``) ------------------------------
+
+def _in_runs(q: Select[Any], run_ids: Sequence[str] | None) -> Select[Any]:
+    return q if run_ids is None else q.where(T.run_id.in_(list(run_ids)))
+
+
+def _in_campaign(q: Select[Any], campaign_id: int | None) -> Select[Any]:
+    if campaign_id is None:
+        return q
+    return q.where(T.id.in_(select(CampaignItemRow.trajectory_id)
+                            .where(CampaignItemRow.campaign_id == campaign_id)))
+
+
+def funnel_counts(s: Any, *, run_ids: Sequence[str] | None = None,
+                  campaign_id: int | None = None) -> dict[str, int]:
+    """How far the trajectories of the runs (``None``: all) and of one campaign's items got:
+    generated, finished, scored (a current rule verdict), correct, reviewed (accepted or
+    rejected by people, as :mod:`startui.store.consensus` settled it), accepted, rejected. One
+    aggregate over the denormalized columns the review queue keeps current."""
+    def n(cond: Any) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    q = select(func.count(), n(T.status == "finished"), n(T.verdict.is_not(None)),
+               n(T.verdict == "correct"), n(T.review_status.in_(("accepted", "rejected"))),
+               n(T.review_status == "accepted"), n(T.review_status == "rejected")
+               ).select_from(T)
+    row = s.execute(_in_campaign(_in_runs(q, run_ids), campaign_id)).one()
+    keys = ("generated", "finished", "scored", "correct", "reviewed", "accepted", "rejected")
+    return {k: int(v or 0) for k, v in zip(keys, row, strict=True)}
+
+
+def _day(s: Any, column: Any) -> Any:
+    """A timestamp's UTC calendar day as 'YYYY-MM-DD' text, in SQL."""
+    if s.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.date(column)  # SQLite keeps naive UTC ISO text (models.UTCDateTime)
+
+
+def review_throughput(s: Any, *, run_ids: Sequence[str] | None = None,
+                      campaign_id: int | None = None) -> list[dict[str, Any]]:
+    """Decisions (accept, reject, skip, needs review; adjudications too, undone ones not) per
+    reviewer per UTC day, oldest day first: ``{"reviewer", "day", "decisions"}`` rows."""
+    R = ReviewRow
+    day = _day(s, R.created_at).label("day")
+    q = (select(R.reviewer, day, func.count())
+         .where(R.decision.is_not(None), R.undone_at.is_(None)))
+    if campaign_id is not None:
+        q = q.where(R.campaign_id == campaign_id)
+    if run_ids is not None:
+        q = q.where(R.trajectory_id.in_(select(T.id).where(T.run_id.in_(list(run_ids)))))
+    q = q.group_by(R.reviewer, day).order_by(day, R.reviewer)
+    return [{"reviewer": r, "day": str(d), "decisions": int(c)} for r, d, c in s.execute(q)]
+
+
+def campaign_rating_times(s: Any, campaign_id: int,
+                          ) -> list[tuple[str, str, str, float | None, datetime]]:
+    """(trajectory id, reviewer, decision, score, when) of every live vote of a campaign, in
+    order, adjudications left out: agreement as it grew (the dashboards' agreement over time)."""
+    R = ReviewRow
+    out = []
+    for r in s.execute(select(R.trajectory_id, R.reviewer, R.decision, R.score, R.created_at,
+                              R.detail)
+                       .where(R.campaign_id == campaign_id, R.decision.is_not(None),
+                              R.undone_at.is_(None))
+                       .order_by(R.created_at, R.id)):
+        if not (r.detail or {}).get("adjudication"):
+            out.append((r.trajectory_id, r.reviewer, r.decision, r.score, r.created_at))
+    return out
+
+
+def problem_sources(s: Any) -> list[dict[str, Any]]:
+    """Every problem source (an import's name) with its problems per kind, largest first."""
+    rows = s.execute(select(P.source, P.kind, func.count()).group_by(P.source, P.kind)).all()
+    by: dict[str, dict[str, int]] = {}
+    for source, kind, n in rows:
+        by.setdefault(source, {})[kind] = int(n)
+    return [{"source": src, "problems": sum(kinds.values()), "by_kind": kinds}
+            for src, kinds in sorted(by.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))]

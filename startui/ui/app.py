@@ -13,6 +13,7 @@ from startui.infer.kernels import probe_isolation
 from startui.infer.sandbox import describe_isolation, isolation_is_weak
 from startui.store.backup import BackupConfig, schedule
 from startui.ui import auth, links, render, review
+from startui.ui.dataset import build_dataset_tab
 from startui.ui.deployment import Deployment
 from startui.ui.live import build_live_tab
 from startui.ui.review import build_review_tab
@@ -90,6 +91,9 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
             with gr.Tab("Review", id="review", visible=reviewable) as review_tab:
                 reviewing = build_review_tab(demo, services, studio_state, tabs=tabs,
                                              live=live, link=link)
+            # the same rule as Review: in public mode, only for people who log in
+            with gr.Tab("Dataset", id="dataset", visible=reviewable) as dataset_tab:
+                build_dataset_tab(demo, services, dataset_tab, defaults=defaults)
         links.wire(demo, services, studio_state, tabs=tabs, live=live, live_tab=live_tab,
                    review=reviewing, review_tab=review_tab, link=link)
     demo.services = services  # type: ignore[attr-defined]

@@ -25,6 +25,8 @@ from startui.store import ConflictError
 from startui.trajectory import Segment
 from startui.ui import auth, review_api
 from startui.ui import review_render as rr
+from startui.ui.campaign_session import CampaignSession, campaign_note
+from startui.ui.dataset_render import NO_CAMPAIGN, campaign_choices
 from startui.ui.live import LATEX, LiveTab
 from startui.ui.studio import Services
 
@@ -157,6 +159,11 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=250):
             with gr.Accordion("Queue", open=True):
+                with gr.Row(equal_height=True):  # a review campaign hands out its own items
+                    f_campaign = gr.Dropdown([NO_CAMPAIGN], value=NO_CAMPAIGN, scale=3,
+                                             label="Campaign", elem_id="review-f-campaign")
+                    campaign_btn = gr.Button("Next in campaign", size="sm", scale=1,
+                                             elem_id="review-campaign-next")
                 f_status = gr.Dropdown([(rr.STATUS_NAMES[s], s) for s in rr.REVIEW_STATUSES]
                                        + [(ANY, ANY)], value="pending", label="Review status",
                                        elem_id="review-f-status")
@@ -250,7 +257,7 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
 
     view = [desk_state, progress, message, status, chat, verdict, seg_pick, editor, score,
             label_box, comment, override, stale_md, stale_pick, diff, revisions, link,
-            guide_md, guide_box, guide_acc, f_run]
+            guide_md, guide_box, guide_acc, f_run, f_campaign]
 
     # --- what is on screen -----------------------------------------------------------------
 
@@ -259,7 +266,7 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
         item = _item(desk)
         traj = item.trajectory if item is not None else None
         editable = auth.role(store, desk.who) != "viewer"
-        who = auth.who_line(store, desk.who, desk.logged_in)
+        who = auth.who_line(store, desk.who, desk.logged_in) + campaign_note(desk.session)
         out: dict[Any, Any] = {
             desk_state: desk,
             progress: rr.progress_line(who, counts := desk.session.counts(),
@@ -331,7 +338,9 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
         out.update({guide_md: text, guide_box: text, guide_acc: gr.update(visible=admin),
                     label_box: gr.update(choices=[(f"{i} · {n}", n)
                                                   for i, n in enumerate(names, 1)], value=[]),
-                    f_run: gr.update(choices=runs)})
+                    f_run: gr.update(choices=runs),
+                    f_campaign: gr.update(choices=[NO_CAMPAIGN] + campaign_choices(
+                        store, desk.who, open_only=True))})
         return out
 
     # --- the queue -------------------------------------------------------------------------
@@ -341,6 +350,8 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
                   search_v: str, sort_v: str, seed_v: float | None, request: gr.Request,
                   profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         desk = new_desk(desk, request, profile)
+        if isinstance(desk.session, CampaignSession):  # a filter is the queue: out of it
+            desk.session = ReviewSession(store, desk.who)
         try:
             desk.session.set_filter(rr.queue_filter(
                 status_v, verdict_v, run_v, source_v, kind_v, tools_v, human_v, error_v,
@@ -348,6 +359,24 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
         except auth.USER_ERRORS as e:
             return refused(desk, e)
         return show(desk)
+
+    def on_campaign(desk: Desk | None, name: str | None, request: gr.Request,
+                    profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
+        """Next in campaign: its hand-out gives the item, decisions are votes in it."""
+        desk = new_desk(desk, request, profile)
+        try:
+            if not name or name == NO_CAMPAIGN:
+                desk.session = ReviewSession(store, desk.who)
+                desk.session.set_filter(rr.queue_filter())
+                return show(desk, note="back to the queue")
+            if not (isinstance(desk.session, CampaignSession) and desk.session.campaign == name):
+                desk.session = CampaignSession(store, desk.who, name)
+            item = desk.session.pull()
+        except auth.USER_ERRORS as e:
+            return refused(desk, e)
+        return show(desk, note=f"campaign {name}: " + (
+            f"`{item.trajectory.id[:12]}` is yours for now" if item else
+            "nothing left for you now (all done, or held by others)"))
 
     def on_open(desk: Desk | None, trajectory_id: str, request: gr.Request,
                 profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
@@ -557,6 +586,7 @@ def build_review_tab(demo: gr.Blocks, services: Services, studio_state: gr.State
     apply_btn.click(on_filter, [desk_state, *filters], view, **page)
     f_search.submit(on_filter, [desk_state, *filters], view, **page)
     open_btn.click(on_open, [desk_state, open_box], view, **page)
+    campaign_btn.click(on_campaign, [desk_state, f_campaign], view, **page)
     open_box.submit(on_open, [desk_state, open_box], view, **page)
     reload_btn.click(on_reload, [desk_state, seg_pick], view, **page)
     decide_inputs = [desk_state, score, label_box, comment, override]
