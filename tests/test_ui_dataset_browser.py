@@ -80,12 +80,17 @@ def test_a_campaign_from_creation_to_export(browser, app):
 
     # the admin makes a campaign: the run's correct trajectories, two reviewers each
     ann.get_by_text("New campaign (admins)").click()
-    ann.locator("#dataset-c-name textarea, #dataset-c-name input").first.fill("double")
+    name = ann.locator("#dataset-c-name textarea, #dataset-c-name input").first
+    name.wait_for()
     pick(ann, "#dataset-c-run", RUN)
     pick(ann, "#dataset-c-verdict", "correct")
     pick(ann, "#dataset-c-reviewers", "bob")
     pick(ann, "#dataset-c-reviewers", "cat")
     ann.keyboard.press("Escape")
+    # typed last, and checked, so no re-render of the opened panel can have reset it
+    name.fill("double")
+    name.press("Tab")
+    expect(name).to_have_value("double")
     ann.locator("#dataset-c-create").click()
     expect(ann.locator("#dataset-message")).to_contain_text("campaign double created")
     expect(ann.locator("#dataset-c-info")).to_contain_text("0 / 4 done")
