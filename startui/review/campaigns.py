@@ -24,7 +24,7 @@ from typing import Any
 
 from startui.answers import SCORER
 from startui.review.edits import SegmentDiff, diff
-from startui.review.guide import label_set
+from startui.review.guide import check_rating
 from startui.review.users import PermissionDenied, check_name, require, role_of
 from startui.store.campaigns import Campaign, Dispute, Progress
 from startui.store.consensus import FINAL, outcome
@@ -279,12 +279,7 @@ def adjudicate(store: Any, campaign: Campaign | str | int, tid: str, decision: s
     final = _DECISION_WORDS.get((decision or "").strip().lower())
     if final is None:
         raise ValueError(f"an adjudication accepts or rejects, not {decision!r}")
-    if score is not None and (int(score) != score or not 1 <= int(score) <= 5):
-        raise ValueError(f"a score is 1 to 5, not {score!r}")
-    known = label_set(store)
-    unknown = [lab for lab in labels if lab not in known]
-    if unknown:
-        raise ValueError(f"unknown label {unknown[0]!r}; the label set is {', '.join(known)}")
+    check_rating(store, score, labels)
     return store.add_adjudication(c.id, tid, reviewer=by, decision=final,
                                   score=None if score is None else float(score),
                                   notes=comment or "", labels=list(labels),

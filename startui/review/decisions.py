@@ -15,7 +15,7 @@ from typing import Any
 
 from startui.review import campaigns
 from startui.review.edits import stale_outputs
-from startui.review.guide import label_set
+from startui.review.guide import check_rating
 from startui.review.users import require
 from startui.store import ConflictError
 from startui.store.models import DECISIONS
@@ -41,12 +41,7 @@ def decide(store: Any, tid: str, *, reviewer: str, decision: str, score: int | N
         campaigns.check_reviewer(store, camp, reviewer, role_checked=True)
     if decision not in DECISIONS:
         raise ValueError(f"a decision is one of {', '.join(DECISIONS)}, not {decision!r}")
-    if score is not None and (int(score) != score or not 1 <= int(score) <= 5):
-        raise ValueError(f"a score is 1 to 5, not {score!r}")
-    known = label_set(store)
-    unknown = [lab for lab in labels if lab not in known]
-    if unknown:
-        raise ValueError(f"unknown label {unknown[0]!r}; the label set is {', '.join(known)}")
+    check_rating(store, score, labels)
     detail: dict[str, Any] = {}
     if decision == "accepted":
         stale = stale_outputs(store, tid)

@@ -58,3 +58,13 @@ def guidelines(store: Any) -> str:
 def set_guidelines(store: Any, text: str, by: str) -> None:
     require(store, by, "guidelines")
     store.set_setting("guidelines", text, by=by)
+
+
+def check_rating(store: Any, score: int | None, labels: list[str] | tuple[str, ...]) -> None:
+    """A 1-5 score (or none) and labels from the team's label set, else ValueError."""
+    if score is not None and (int(score) != score or not 1 <= int(score) <= 5):
+        raise ValueError(f"a score is 1 to 5, not {score!r}")
+    known = label_set(store)
+    unknown = [lab for lab in labels if lab not in known]
+    if unknown:
+        raise ValueError(f"unknown label {unknown[0]!r}; the label set is {', '.join(known)}")

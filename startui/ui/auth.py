@@ -7,7 +7,10 @@ and the API are held to the same permission checks in :mod:`startui.review.users
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import importlib.util
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -16,7 +19,7 @@ from typing import Any
 import gradio as gr
 
 from startui.review import users
-from startui.store import StoreError
+from startui.store import ConflictError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +81,19 @@ def who_line(store: Any, name: str, logged_in: bool) -> str:
                 "`python -m startui users add NAME`)")
     note = " — read-only" if r == "viewer" else ""
     return f"reviewing as **{name}** ({r}{note})"
+
+
+def said(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Store work off the event loop; refusals and bad input as the library's message."""
+    @functools.wraps(fn)
+    async def handler(*args: Any, **kw: Any) -> Any:
+        try:
+            if inspect.iscoroutinefunction(fn):
+                return await fn(*args, **kw)
+            return await asyncio.to_thread(fn, *args, **kw)
+        except ConflictError as e:
+            raise gr.Error(f"not saved: {e}") from None
+        except USER_ERRORS as e:
+            raise gr.Error(str(e)) from None
+
+    return handler

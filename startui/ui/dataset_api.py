@@ -24,9 +24,7 @@ campaign ``options``: ``run``, ``review_status``, ``verdict``, ``per_problem``, 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
 import inspect
 import json
 from collections.abc import Callable
@@ -34,7 +32,6 @@ from typing import Any
 
 import gradio as gr
 
-from startui.store import ConflictError
 from startui.ui import auth
 from startui.ui import review_render as rr
 from startui.ui.dataset_actions import DatasetActions
@@ -106,22 +103,6 @@ def acting(actions: DatasetActions, message: Any, *, clear: bool = True,
     return wrap
 
 
-def said(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Store work off the event loop; refusals and bad input as the library's message."""
-    @functools.wraps(fn)
-    async def handler(*args: Any, **kw: Any) -> Any:
-        try:
-            if inspect.iscoroutinefunction(fn):
-                return await fn(*args, **kw)
-            return await asyncio.to_thread(fn, *args, **kw)
-        except ConflictError as e:
-            raise gr.Error(f"not saved: {e}") from None
-        except auth.USER_ERRORS as e:
-            raise gr.Error(str(e)) from None
-
-    return handler
-
-
 def build(actions: DatasetActions) -> None:
     """The endpoints, on hidden components (call inside the Blocks)."""
     a = actions
@@ -129,48 +110,48 @@ def build(actions: DatasetActions) -> None:
     def who(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str:
         return who_of(a, request, profile)
 
-    @said
+    @auth.said
     def dataset_preview(runs: str, options: Any, request: gr.Request,
                         profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         """What the export would keep and what each filter dropped; nothing written."""
         sel = a.preview(who(request, profile), runs, as_options(options))
         return {"ids": sel.ids, "report": sel.report.to_dict()}
 
-    @said
+    @auth.said
     def dataset_export(runs: str, options: Any, request: gr.Request,
                        profile: gr.OAuthProfile | None = None) -> tuple[dict[str, Any], str]:
         """The export as a zip (data files + manifest.json), and its manifest."""
         z = a.export(who(request, profile), runs, as_options(options))
         return {"manifest": z.manifest, "file": z.path.name}, str(z.path)
 
-    @said
+    @auth.said
     def campaign_create(name: str, options: Any, request: gr.Request,
                         profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return a.create_campaign(who(request, profile), name, as_options(options)).to_dict()
 
-    @said
+    @auth.said
     def campaign_close(name: str, reopen: bool, request: gr.Request,
                        profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return a.close_campaign(who(request, profile), name, reopen=bool(reopen)).to_dict()
 
-    @said
+    @auth.said
     def campaign_progress(name: str, request: gr.Request,
                           profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         c, p = a.campaign(who(request, profile), name)
         return {"campaign": c.to_dict(), "progress": p.to_dict()}
 
-    @said
+    @auth.said
     def campaign_agreement(name: str, request: gr.Request,
                            profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return a.agreement(who(request, profile), name).to_dict()
 
-    @said
+    @auth.said
     def campaign_next(name: str, request: gr.Request,
                       profile: gr.OAuthProfile | None = None) -> dict[str, Any] | None:
         """The next item of the campaign for me (the one I hold first); null: none left."""
         return rr.item_dict(a.next_item(who(request, profile), name))
 
-    @said
+    @auth.said
     def campaign_decide(name: str, trajectory_id: str, decision: str, score: float | None,
                         labels: Any, comment: str, override_reason: str, request: gr.Request,
                         profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
@@ -181,26 +162,26 @@ def build(actions: DatasetActions) -> None:
                           override_reason=(override_reason or "").strip() or None)
         return review.to_dict()
 
-    @said
+    @auth.said
     def campaign_disputes(name: str, settled_too: bool, request: gr.Request,
                           profile: gr.OAuthProfile | None = None) -> list[dict[str, Any]]:
         return [d.to_dict() for d in a.disputes(who(request, profile), name,
                                                 include_adjudicated=bool(settled_too))]
 
-    @said
+    @auth.said
     def campaign_adjudication(name: str, trajectory_id: str, request: gr.Request,
                               profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         view, _ = a.adjudication(who(request, profile), name, trajectory_id)
         return view.to_dict()
 
-    @said
+    @auth.said
     def campaign_adjudicate(name: str, trajectory_id: str, decision: str, comment: str,
                             request: gr.Request, profile: gr.OAuthProfile | None = None,
                             ) -> dict[str, Any]:
         return a.adjudicate(who(request, profile), name, trajectory_id, decision,
                             comment=comment or "").to_dict()
 
-    @said
+    @auth.said
     def problems_import(file: str | None, source: str, skip_invalid: bool, request: gr.Request,
                         profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         report = a.import_problems(who(request, profile), file, source=source,
@@ -209,42 +190,42 @@ def build(actions: DatasetActions) -> None:
         out["file"] = out.pop("path")  # a "path" key would read as a file to gradio_client
         return {**out, "summary": report.summary()}
 
-    @said
+    @auth.said
     async def batch_start(options: Any, request: gr.Request,
                           profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return await a.start_batch(who(request, profile), as_options(options))
 
-    @said
+    @auth.said
     async def batch_resume(request: gr.Request,
                            profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return await a.start_batch(who(request, profile), None)
 
-    @said
+    @auth.said
     def batch_stop(request: gr.Request, profile: gr.OAuthProfile | None = None,
                    ) -> dict[str, Any]:
         return a.stop_batch(who(request, profile))
 
-    @said
+    @auth.said
     def batch_status(request: gr.Request, profile: gr.OAuthProfile | None = None,
                      ) -> dict[str, Any]:
         return a.batch_status(who(request, profile))
 
-    @said
+    @auth.said
     def users_list(request: gr.Request, profile: gr.OAuthProfile | None = None,
                    ) -> list[dict[str, Any]]:
         return plain(a.users(who(request, profile)))
 
-    @said
+    @auth.said
     def users_add(name: str, password: str, role: str, request: gr.Request,
                   profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return plain(a.add_user(who(request, profile), name, password, role or "reviewer"))
 
-    @said
+    @auth.said
     def users_role(name: str, role: str, request: gr.Request,
                    profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         return plain(a.set_role(who(request, profile), name, role))
 
-    @said
+    @auth.said
     def users_remove(name: str, request: gr.Request,
                      profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         a.remove_user(who(request, profile), name)

@@ -4,10 +4,6 @@ apply; a refusal comes back as an error with the library's message."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -15,7 +11,6 @@ import gradio as gr
 from startui.review import decisions, edits
 from startui.review import labels as step_labels
 from startui.review.session import ReviewSession, load_item
-from startui.store import ConflictError
 from startui.ui import auth
 from startui.ui import review_render as rr
 from startui.ui.studio import Services
@@ -54,21 +49,7 @@ def build(services: Services) -> None:
             raise gr.Error("this app runs without a store")
         return auth.reviewer(store, request, profile, public=services.deployment.public)
 
-    def said(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        async def handler(*args: Any, **kw: Any) -> Any:
-            try:
-                if inspect.iscoroutinefunction(fn):
-                    return await fn(*args, **kw)
-                return await asyncio.to_thread(fn, *args, **kw)  # the store blocks: not here
-            except ConflictError as e:
-                raise gr.Error(f"not saved: {e}") from None
-            except auth.USER_ERRORS as e:
-                raise gr.Error(str(e)) from None
-
-        return handler
-
-    @said
+    @auth.said
     def review_next(review_status: str, verdict: str, run: str, source: str, kind: str,
                     has_tool_calls: str, human_hint: str, ends_in_error: str, search: str,
                     sort: str, seed: float | None, request: gr.Request,
@@ -78,14 +59,14 @@ def build(services: Services) -> None:
                             has_tool_calls, human_hint, ends_in_error, search, sort, seed)
         return rr.item_dict(ReviewSession(store, who(request, profile), f).set_filter(f))
 
-    @said
+    @auth.said
     def review_open(trajectory_id: str, request: gr.Request,
                     profile: gr.OAuthProfile | None = None) -> dict[str, Any] | None:
         """Any trajectory by id, with its verdict, labels, stale outputs and reviews."""
         return rr.item_dict(load_item(store, (trajectory_id or "").strip(),
                                       who(request, profile)))
 
-    @said
+    @auth.said
     def review_decide(trajectory_id: str, decision: str, score: float | None, labels: Any,
                       comment: str, override_reason: str, request: gr.Request,
                       profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
@@ -98,7 +79,7 @@ def build(services: Services) -> None:
                                   override_reason=(override_reason or "").strip() or None)
         return review.to_dict()
 
-    @said
+    @auth.said
     def review_label(trajectory_id: str, labels: Any, request: gr.Request,
                      profile: gr.OAuthProfile | None = None) -> dict[str, Any]:
         """Step labels: {position: 1 | 0 | -1 | null} as JSON (or a list of pairs)."""
@@ -109,7 +90,7 @@ def build(services: Services) -> None:
         return {"version": version,
                 "labels": {str(k): v for k, v in item.my_labels.items()}}
 
-    @said
+    @auth.said
     async def review_edit(trajectory_id: str, segments: Any, expected_version: float,
                           request: gr.Request, profile: gr.OAuthProfile | None = None,
                           ) -> dict[str, Any]:
@@ -127,7 +108,7 @@ def build(services: Services) -> None:
                            "error": s.error, "code_position": s.code_position}
                           for s in result.stale]}
 
-    @said
+    @auth.said
     def review_undo(request: gr.Request, profile: gr.OAuthProfile | None = None,
                     ) -> dict[str, Any] | None:
         """Undo my last decision; returns the review that was undone (null: nothing to undo)."""
