@@ -188,7 +188,22 @@ def seed_0003(conn) -> None:
     )
 
 
-SEED = {"0001": seed_0001, "0002": seed_0002, "0003": seed_0003}
+def seed_0004(conn) -> None:
+    """0004: everything 0003 stores, plus the tasks of run r1 (t1 done; t2 claimed by a worker
+    whose lease ran out at 00:00:30) and a digest of t1 at its version 2."""
+    seed_0003(conn)
+    run_sql(
+        conn,
+        "INSERT INTO run_tasks (trajectory_id, run_id, problem_id, mode, sample, position, state, "
+        "worker, lease_until, attempts, updated_at) VALUES "
+        "('t1', 'r1', 'p1', 'hinted', 0, 0, 'done', 'h:1:a', NULL, 1, TS(11)), "
+        "('t2', 'r1', 'p1', 'hinted', 1, 1, 'claimed', 'h:2:b', TS(30), 1, TS(12))",
+        "INSERT INTO trajectory_digests (trajectory_id, version, n_segments, schema, data) "
+        "VALUES ('t1', 2, 5, 0, '{}')",
+    )
+
+
+SEED = {"0001": seed_0001, "0002": seed_0002, "0003": seed_0003, "0004": seed_0004}
 
 
 def check_story(store: Store) -> None:
@@ -260,7 +275,16 @@ def check_0003(store: Store) -> None:
 
 # Data a seed holds only from the revision that added its tables: checked when the walk starts
 # at that revision or later.
-EXTRA_CHECKS = {"0002": check_0002, "0003": check_0003}
+def check_0004(store: Store) -> None:
+    with store.read() as s:
+        tasks = s.execute(text("SELECT trajectory_id, state, worker FROM run_tasks "
+                               "ORDER BY position")).all()
+        digests = s.execute(text("SELECT trajectory_id, version FROM trajectory_digests")).all()
+    assert [tuple(t) for t in tasks] == [("t1", "done", "h:1:a"), ("t2", "claimed", "h:2:b")]
+    assert [tuple(d) for d in digests] == [("t1", 2)]
+
+
+EXTRA_CHECKS = {"0002": check_0002, "0003": check_0003, "0004": check_0004}
 
 
 def _missing_seeds(revisions: list[str]) -> list[str]:

@@ -419,3 +419,41 @@ class CampaignAssignmentRow(Base):
         Index(None, "campaign_id", "state", "expires_at"),
         Index(None, "campaign_id", "reviewer", "state"),
     )
+
+
+class RunTaskRow(Base):
+    """One task of a batch run: a ``(problem, mode, sample)`` whose trajectory id is derived
+    from the run and the task. ``state`` is todo | claimed | done; a worker claims a task by
+    writing its name and ``lease_until`` (renewed while it works), so a claim of a worker that
+    died runs out and another worker takes the task."""
+
+    __tablename__ = "run_tasks"
+
+    trajectory_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    problem_id: Mapped[str] = mapped_column(ForeignKey("problems.id"))
+    mode: Mapped[str] = mapped_column(String(16))
+    sample: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)  # the plan's order
+    state: Mapped[str] = mapped_column(String(16), default="todo")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index(None, "run_id", "state", "position"),)
+
+
+class TrajectoryDigestRow(Base):
+    """What selection and the Dataset tab need from a trajectory's segments, computed once:
+    valid while the trajectory is at ``version`` with ``n_segments`` segments and ``schema`` is
+    the digest format this startui writes."""
+
+    __tablename__ = "trajectory_digests"
+
+    trajectory_id: Mapped[str] = mapped_column(
+        ForeignKey("trajectories.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    n_segments: Mapped[int] = mapped_column(Integer)
+    schema: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
