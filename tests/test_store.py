@@ -616,3 +616,45 @@ async def test_engine_run_is_saved_as_it_streams(make_engine, sqlite_db):
     assert sqlite_db.load_trajectory(final.id) == final
     assert seen and seen[0] >= 1  # segments were in the store while the run streamed
     assert seen == sorted(seen)
+
+
+# --- group commit ------------------------------------------------------------------------------
+
+
+def test_writes_queued_together_commit_together_and_a_failing_one_alone_is_lost(db) -> None:
+    """While the writer is busy, submitted writes pile up; they then run in one transaction,
+    each in its own savepoint: every good write is stored, in order, the bad one is rolled
+    back alone and its caller gets the error, and the lot costs a commit or two, not 41."""
+    from sqlalchemy import event
+
+    from startui.store.models import SettingRow
+
+    commits = []
+    event.listen(db._engine, "commit", lambda conn: commits.append(1))
+    gate = threading.Event()
+    blocker = db.submit(lambda s: gate.wait(10))  # holds the writer thread
+
+    def put(key: str, value: object):
+        return db.submit(lambda s: s.merge(SettingRow(key=key, value=value)))
+
+    def bad(s):
+        s.merge(SettingRow(key="k.bad", value=0))
+        s.flush()
+        raise ValueError("this write is refused")
+
+    futs = [put(f"k.{i:02d}", i) for i in range(20)]
+    failing = db.submit(bad)
+    futs += [put(f"k.{i:02d}", i) for i in range(20, 40)]
+    futs.append(put("k.00", "overwritten later, in order"))
+    time.sleep(0.05)
+    gate.set()
+    blocker.result(timeout=10)
+    for f in futs:
+        f.result(timeout=10)
+    with pytest.raises(ValueError, match="refused"):
+        failing.result(timeout=10)
+    assert len(commits) <= 3, len(commits)
+    stored = {k: db.get_setting(k) for k in [f"k.{i:02d}" for i in range(40)] + ["k.bad"]}
+    assert stored["k.bad"] is None
+    assert stored["k.00"] == "overwritten later, in order"
+    assert [stored[f"k.{i:02d}"] for i in range(1, 40)] == list(range(1, 40))

@@ -131,6 +131,7 @@ class Session:
     _human_hints: list[Hint] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
     _kernel: Kernel | None = None
+    _expecting = False  # counted in the pool's kernels-to-come (see _expect)
     _stopping: bool = False
     _finishing: bool = False
     _live: _Stream | None = None
@@ -194,6 +195,7 @@ class Session:
         traj = self.trajectory
         traj.status = "running"
         traj.error = None
+        self._expect(+1)  # the pool boots a kernel for us before our first cell asks
         try:
             await self._emit(TrajectoryStarted(traj))
             if self._stopping:  # stopped before it started
@@ -217,6 +219,7 @@ class Session:
             await self._emit(Notice(traj.id, traj.error, "error"))
         finally:
             self._finishing = True  # from here on, stop() has nothing left to stop
+            self._expect(-1)
             try:
                 if self._kernel is not None and self.engine.kernels is not None:
                     kernel, self._kernel = self._kernel, None
@@ -529,7 +532,21 @@ class Session:
             if self.engine.kernels is None:
                 raise RuntimeError("this engine has no kernel pool, so it cannot run code")
             self._kernel = await self.engine.kernels.acquire(on_wait=self._busy)
+            self._expect(-1)
         return self._kernel
+
+    def _expect(self, n: int) -> None:
+        """Tell the pool about a trajectory in flight without a kernel (+1 when it starts;
+        -1 once it has one, or at its end if it never took one)."""
+        if n > 0:
+            self._expecting = True
+        elif not self._expecting:
+            return
+        else:
+            self._expecting = False
+        expect = getattr(self.engine.kernels, "expect", None)
+        if expect is not None:
+            expect(n)
 
     async def _busy(self, ahead: int) -> None:
         await self._emit(Notice(self.trajectory.id, f"busy — {ahead} ahead of you: the code "

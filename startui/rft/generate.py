@@ -111,6 +111,9 @@ class KernelMeter:
         self._tick(+1)
         return kernel
 
+    def expect(self, n: int) -> None:
+        self.pool.expect(n)
+
     async def release(self, kernel: Kernel) -> None:
         self._tick(-1)
         await self.pool.release(kernel)

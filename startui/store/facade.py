@@ -95,26 +95,58 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class _Writer:
-    """One thread that runs every write of a store, in submission order."""
+GROUP_MAX = 64  # writes committed together at most (see _Writer)
 
-    def __init__(self, name: str) -> None:
-        self._q: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+
+class _Writer:
+    """One thread that runs every write of a store, in submission order.
+
+    Group commit: transactions queued while one ran (``submit(..., group=True)``) are run one
+    after the other in ONE transaction, each in its own savepoint (a failing one is rolled
+    back alone and its caller gets the error), and committed once — a commit (an fsync on
+    SQLite) per group instead of per write, which is what bounds a batch run with many
+    trajectories in flight. Each caller's future resolves after the commit."""
+
+    def __init__(self, name: str,
+                 run_group: Callable[[list[tuple[Any, Future[Any]]]], None] | None = None,
+                 ) -> None:
+        self._q: queue.Queue[tuple[Any, Future[Any], bool] | None] = queue.Queue()
+        self._run_group = run_group
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while (item := self._q.get()) is not None:
-            fn, fut = item
+        carry: Any = False  # an item taken off the queue while gathering a group: next up
+        while True:
+            item = self._q.get() if carry is False else carry
+            carry = False
+            if item is None:
+                return
+            fn, fut, group = item
+            if group and self._run_group is not None:
+                items = [(fn, fut)]
+                while len(items) < GROUP_MAX:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None or not nxt[2]:
+                        carry = nxt  # not groupable (or the end): right after this group
+                        break
+                    items.append((nxt[0], nxt[1]))
+                live = [(f, u) for f, u in items if u.set_running_or_notify_cancel()]
+                if live:
+                    self._run_group(live)
+                continue
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(fn())
                 except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
                     fut.set_exception(e)
 
-    def submit(self, fn: Callable[[], R]) -> Future[R]:
-        fut: Future[R] = Future()
-        self._q.put((fn, fut))
+    def submit(self, fn: Any, *, group: bool = False) -> Future[Any]:
+        fut: Future[Any] = Future()
+        self._q.put((fn, fut, group))
         return fut
 
     def call(self, fn: Callable[[], R]) -> R:
@@ -138,7 +170,7 @@ class Store(Reviewing):
         self.worker = f"{_HOST}:{os.getpid()}:{self.token}"
         self._memory_lock: threading.RLock | None = None
         self._engine, self._reader = self._connect()
-        self._writer = _Writer(f"startui-store-writer-{self.token}")
+        self._writer = _Writer(f"startui-store-writer-{self.token}", self._tx_group)
         self._closed = False
         _LIVE.add(self.token)
         # Queued writes (a Recorder's segments) must land even if nobody calls close().
@@ -251,14 +283,38 @@ class Store(Reviewing):
         return self._writer.call(lambda: self._tx(fn))
 
     def submit(self, fn: Callable[[Session], R]) -> Future[R]:
-        """Like :meth:`write`, without waiting."""
+        """Like :meth:`write`, without waiting. Writes submitted while others run are
+        committed together (group commit, see ``_Writer``); each is still all or nothing, and
+        its future resolves once it is committed."""
         if self._closed:
             raise StoreError("the store is closed")
-        return self._writer.submit(lambda: self._tx(fn))
+        return self._writer.submit(fn, group=True)
 
     def _tx(self, fn: Callable[[Session], R]) -> R:
         with self._turn(), Session(self._engine, expire_on_commit=False) as s, s.begin():
             return fn(s)
+
+    def _tx_group(self, items: list[tuple[Callable[[Session], Any], Future[Any]]]) -> None:
+        """Run each write in its own savepoint of one transaction, commit once, then resolve
+        the futures: a failed write is rolled back alone; a failed commit fails them all."""
+        done: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            with self._turn(), Session(self._engine, expire_on_commit=False) as s, s.begin():
+                for fn, fut in items:
+                    try:
+                        with s.begin_nested():
+                            done.append((fut, True, fn(s)))
+                    except Exception as e:  # noqa: BLE001 - this write's caller gets it
+                        done.append((fut, False, e))
+        except BaseException as e:  # noqa: BLE001 - the commit failed: nothing was stored
+            for _, fut in items:
+                fut.set_exception(e)
+            return
+        for fut, ok, value in done:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
