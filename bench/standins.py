@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from startui.infer.backends.scripted import ScriptedBackend
 from startui.trajectory import Problem
@@ -201,3 +203,71 @@ def rft_problems(n: int, *, source: str = "rft", easy_every: int = 0) -> list[Pr
                            answer=str((i + 2) * (i + 3)), id=f"{source}:{i}",
                            meta={"source": source, "external_id": str(i)}))
     return out
+
+
+# --- an OpenAI-compatible completions server with a per-token latency ------------------------
+
+_TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+_FILLER = ("Let me look at the numbers once more and keep each step small, checking the "
+           "arithmetic as I go before I commit to anything. ")
+
+
+def completions_app(respond: Callable[[str], str], token_delay: float, counter: Any = None,
+                    think_words: int = 0):
+    """A Starlette app serving ``POST /v1/completions`` (streamed) and ``GET /v1/models``, as
+    vLLM does, answering ``respond(prompt)`` one word-token every ``token_delay`` seconds per
+    stream (streams do not slow each other: a latency-bound model). ``think_words`` words of
+    plain reasoning go before every prose reply (not into code), for trajectories of a
+    realistic length. ``counter`` (a shared ``multiprocessing.Value``) counts the tokens sent."""
+    filler_words = (_FILLER.split() * (think_words // len(_FILLER.split()) + 1))[:think_words]
+    filler = " ".join(filler_words) + " " if think_words else ""
+    import asyncio as aio
+    import json as js
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    async def models(request):
+        return JSONResponse({"object": "list", "data": [{"id": "rft-script", "object": "model"}]})
+
+    async def completions(request):
+        body = await request.json()
+        text = respond(body["prompt"])
+        if not body["prompt"].endswith("```python\n"):
+            text = filler + text
+        stops = [s for s in body.get("stop") or [] if s]
+        cut = min((text.find(s) for s in stops if s in text), default=-1)
+        finish = "stop"
+        if cut >= 0:
+            text = text[:cut]
+
+        async def events():
+            for tok in _TOKEN.findall(text):
+                await aio.sleep(token_delay)
+                if counter is not None:
+                    with counter.get_lock():
+                        counter.value += 1
+                chunk = {"object": "text_completion",
+                         "choices": [{"index": 0, "text": tok, "finish_reason": None}]}
+                yield f"data: {js.dumps(chunk)}\n\n"
+            end = {"object": "text_completion",
+                   "choices": [{"index": 0, "text": "", "finish_reason": finish}]}
+            yield f"data: {js.dumps(end)}\n\ndata: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/models", models),
+                             Route("/v1/completions", completions, methods=["POST"])])
+
+
+def serve_completions(port: int, token_delay: float, counter: Any = None,
+                      think_words: int = 0) -> None:
+    """Run :func:`completions_app` over :func:`rft_respond` on 127.0.0.1:``port`` (a process
+    target: the server takes its own core, as a model server would)."""
+    import uvicorn
+
+    uvicorn.run(completions_app(rft_respond, token_delay, counter, think_words),
+                host="127.0.0.1", port=port, log_level="warning", access_log=False)

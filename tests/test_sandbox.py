@@ -86,7 +86,8 @@ async def test_the_scratch_dir_is_writable_and_goes_with_the_kernel(kernels):
     r = await k.execute("open('notes.txt', 'w').write('hi'); import os; print(os.getcwd())")
     workdir = r.text.strip()
     assert Path(workdir, "notes.txt").read_text() == "hi"
-    await kernels.release(k)
+    await kernels.release(k)  # the shutdown goes on in the background
+    await kernels.settle()
     assert not os.path.exists(workdir)
 
 
