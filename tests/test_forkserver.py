@@ -120,3 +120,21 @@ async def test_the_pool_boots_for_the_work_in_flight_in_parallel_within_its_ceil
         for k in held:
             await pool.release(k)
         assert pool.memory()["uss"] > 1 << 20  # each idle kernel measured
+
+
+@module_loop
+async def test_warm_kernels_beyond_the_work_in_flight_are_shut_down_once_idle() -> None:
+    async with KernelPool(size=1, ceiling=6, idle_trim=0.3) as pool:
+        pool.expect(4)
+        for _ in range(300):
+            if pool.warm == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert pool.warm == 4
+        pids = [k.pid for k in pool._warm]
+        pool.expect(-4)  # the trajectories ended without running code
+        assert pool.warm == 4  # not at once: the next ones may be about to start
+        await asyncio.sleep(0.6)
+        await pool.settle()
+        assert pool.warm == 1  # back to the pool's size
+        assert sum(_gone(p) for p in pids) == 3

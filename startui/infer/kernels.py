@@ -299,6 +299,7 @@ class Kernel:
         self._runtime = ""
         self._cgroup: str | None = None
         self._log: Any = None
+        self.warm_since = 0.0  # when the pool put it among its warm kernels
 
     @classmethod
     async def start(cls, **kwargs: Any) -> Kernel:
@@ -565,7 +566,8 @@ class KernelPool:
     core from scratch), ahead of demand: the pool keeps ``size`` kernels warm, or one for every trajectory in flight that
     has none yet (the engine says so with :meth:`expect`), and never holds more than
     ``ceiling`` kernels in all, warm, booting and handed out (default: what the available
-    memory holds at :data:`KERNEL_BUDGET` each, at most 256).
+    memory holds at :data:`KERNEL_BUDGET` each, at most 256). Warm kernels beyond that want
+    are shut down after ``idle_trim`` seconds idle.
     """
 
     def __init__(
@@ -582,6 +584,7 @@ class KernelPool:
         ceiling: int | None = None,
         boots: int | None = None,
         fork: bool = True,
+        idle_trim: float = 30.0,
     ) -> None:
         self.size = size
         self.max_busy = max_busy  # kernels handed out at once; None: no cap
@@ -607,6 +610,8 @@ class KernelPool:
         self._waiters: collections.deque[asyncio.Future[Kernel]] = collections.deque()
         self._boots: set[asyncio.Task[None]] = set()
         self._shutdowns: set[asyncio.Task[None]] = set()
+        self.idle_trim = idle_trim
+        self._trim_handle: asyncio.TimerHandle | None = None
         self._expected = 0  # trajectories in flight without a kernel yet (see expect)
         self._failed: BaseException | None = None  # the last boot failure, until a new acquire
         self.booted = 0  # kernels booted in all
@@ -656,6 +661,8 @@ class KernelPool:
         self._expected = max(0, self._expected + n)
         if n > 0:
             self._ensure_refill()
+        else:
+            self._trim()
 
     async def acquire(self, on_wait: Callable[[int], Any] | None = None) -> Kernel:
         """A warm kernel if there is one, else the next one to finish booting. With ``max_busy``
@@ -744,10 +751,9 @@ class KernelPool:
         if kernel in self._busy:
             self._give_slot()
         self._busy.discard(kernel)
-        task = asyncio.get_running_loop().create_task(kernel.shutdown())
-        self._shutdowns.add(task)
-        task.add_done_callback(self._shutdowns.discard)
+        self._shutdown_later(kernel)
         self._ensure_refill()
+        self._trim()
 
     async def settle(self) -> None:
         """Wait until every released kernel is shut down and its files are gone."""
@@ -765,6 +771,8 @@ class KernelPool:
     async def close(self) -> None:
         """Stop booting and kill every kernel, warm or handed out."""
         self._closed = True
+        if self._trim_handle is not None:
+            self._trim_handle.cancel()
         boots = list(self._boots)
         for task in boots:
             task.cancel()
@@ -797,8 +805,7 @@ class KernelPool:
         return kernel
 
     def _deficit(self) -> int:
-        waiting = sum(not f.done() for f in self._waiters)
-        want = max(self.size, self._expected, waiting)
+        want = self._want()
         room = self.ceiling - len(self._busy) - len(self._warm) - len(self._boots)
         return min(want - len(self._warm) - len(self._boots), room)
 
@@ -809,7 +816,35 @@ class KernelPool:
             if not fut.done():
                 fut.set_result(kernel)
                 return
+        kernel.warm_since = time.monotonic()
         self._warm.append(kernel)
+
+    def _want(self) -> int:
+        return max(self.size, self._expected, sum(not f.done() for f in self._waiters))
+
+    def _trim(self) -> None:
+        """Shut down warm kernels beyond what the work in flight wants, once they have been
+        idle for ``idle_trim`` seconds (a trajectory ending and the next starting must not
+        cost a kernel)."""
+        if self._trim_handle is not None or self._closed:
+            return
+        now = time.monotonic()
+        surplus = len(self._warm) - self._want()
+        while surplus > 0 and self._warm and now - self._warm[0].warm_since >= self.idle_trim:
+            self._shutdown_later(self._warm.popleft())
+            surplus -= 1
+        if surplus > 0 and self._warm:
+            wait = self.idle_trim - (now - self._warm[0].warm_since)
+            self._trim_handle = asyncio.get_running_loop().call_later(wait, self._retrim)
+
+    def _retrim(self) -> None:
+        self._trim_handle = None
+        self._trim()
+
+    def _shutdown_later(self, kernel: Kernel) -> None:
+        task = asyncio.get_running_loop().create_task(kernel.shutdown())
+        self._shutdowns.add(task)
+        task.add_done_callback(self._shutdowns.discard)
 
     def _ensure_refill(self) -> None:
         """Start boots, up to ``boots`` at once, until the pool has what it wants."""
