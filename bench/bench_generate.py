@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
 import os
 import socket
-import logging
 import statistics
 import sys
 import tempfile
@@ -183,8 +183,8 @@ async def main_async(args) -> None:
                 r = await one_batch(tmp, f"s{delay}-c{c}-{before}", c, rft_backend(delay=delay),
                                     before=before)
                 base.setdefault(before, r["rate"])
-                print(f"| {label} | {'before (from scratch, 1 boot at a time)' if before else 'now'}"
-                      f" | {c} | {r['n']} | {r['rate']:.2f} | {r['wall']:.1f} | "
+                pool = "before (from scratch, 1 boot at a time)" if before else "now"
+                print(f"| {label} | {pool} | {c} | {r['n']} | {r['rate']:.2f} | {r['wall']:.1f} | "
                       f"{r['rate'] / base[before]:.2f}x | {r['booted']} |", flush=True)
 
         memory = await server_rows(tmp, levels, think_words=0)

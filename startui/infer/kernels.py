@@ -563,11 +563,11 @@ class KernelPool:
 
     Kernels are forked from a warm interpreter (:mod:`startui.infer.forkserver`; ``fork=False``
     starts each from scratch) and booted ``boots`` at a time (default: four per core, one per
-    core from scratch), ahead of demand: the pool keeps ``size`` kernels warm, or one for every trajectory in flight that
-    has none yet (the engine says so with :meth:`expect`), and never holds more than
-    ``ceiling`` kernels in all, warm, booting and handed out (default: what the available
-    memory holds at :data:`KERNEL_BUDGET` each, at most 256). Warm kernels beyond that want
-    are shut down after ``idle_trim`` seconds idle.
+    core from scratch), ahead of demand: the pool keeps ``size`` kernels warm, or one for every
+    trajectory in flight that has none yet (the engine says so with :meth:`expect`), and never
+    holds more than ``ceiling`` kernels in all, warm, booting and handed out (default: what the
+    available memory holds at :data:`KERNEL_BUDGET` each, at most 256). Warm kernels beyond
+    that want are shut down after ``idle_trim`` seconds idle.
     """
 
     def __init__(
