@@ -11,11 +11,11 @@ from sqlalchemy import update
 
 from startui.answers import SCORER
 from startui.cli import main
-from startui.review import agreement, campaigns, decisions, users
+from startui.review import agreement, campaigns, decisions, labels, users
 from startui.rft import analytics, dashboard
 from startui.rft.select import SelectConfig, select
 from startui.store import Store
-from startui.store.models import ReviewRow
+from startui.store.models import ReviewRow, StepLabelRow
 from startui.store.queue import QueueFilter
 from startui.trajectory import Problem, Segment, Trajectory
 from tests.test_store import pg_url  # noqa: F401 - fixture
@@ -216,3 +216,27 @@ def test_pure_tables_of_hint_sources_and_lengths():
     assert dashboard.funnel_table({"generated": 0})[0]["share"] is None
     assert dashboard.agreement_timeline("c", []) == []
     assert len(dashboard.agreement_figure([]).data) == 0
+
+
+def test_agreement_over_time_has_the_step_labels_alpha(tmp_path):
+    with Store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        seed(store)
+        team(store)
+        campaigns.create_campaign(store, "steps", by="root", overlap=2, reviewers=["ann", "bob"],
+                                  filter=QueueFilter(run_id=RUN, verdict="correct"))
+        items = sorted(store.campaign_votes("steps")[1])[:2]
+        for who, marks in (("ann", {0: 1, 1: 1, 2: -1}), ("bob", {0: 1, 1: -1, 2: -1})):
+            for tid in items:
+                labels.label_steps(store, tid, who, marks)
+        when = datetime.now(UTC) - timedelta(days=1)  # ann labelled a day before bob
+        store.write(lambda s: s.execute(update(StepLabelRow).where(StepLabelRow.reviewer == "ann")
+                                        .values(created_at=when)))
+        rows = dashboard.gather(store, [RUN], campaign="steps").agreement
+        assert [r["day"] for r in rows] == [when.date().isoformat(),
+                                            datetime.now(UTC).date().isoformat()]
+        assert rows[0]["steps_alpha"] is None  # one labeller: nothing to agree on yet
+        final = agreement.campaign_agreement(store, "steps").steps_alpha.value
+        assert final is not None and rows[-1]["steps_alpha"] == pytest.approx(final)
+        assert rows[-1]["kappa"] is None  # nobody decided: only the labels moved the curve
+        names = [t.name for t in dashboard.agreement_figure(rows).data]
+        assert "steps: step-label alpha" in names

@@ -45,15 +45,15 @@ def app(tmp_path_factory):
     demo.close()
 
 
-def login(browser, url: str, name: str):
+def login(browser, url: str, name: str, path: str = ""):
     page = browser.new_context(viewport={"width": 1500, "height": 1100},
                                accept_downloads=True).new_page()
     page.set_default_timeout(20_000)
-    page.goto(url)
+    page.goto(url + path)
     page.get_by_label("username").fill(name)
     page.get_by_label("password").fill(f"{name}-pw")
     page.get_by_role("button", name="Login").click()
-    page.locator("#run").wait_for()
+    page.locator("#run, #dataset-d-refresh").first.wait_for()  # the tab the address names
     return page
 
 
@@ -181,8 +181,9 @@ def test_a_viewer_is_refused_and_an_admin_runs_a_batch(browser, app, tmp_path):
     problems.write_text("".join(json.dumps({"id": f"b{i}", "question": f"Compute {i + 2}*3.",
                                             "answer": str((i + 2) * 3)}) + "\n"
                                 for i in range(3)))
-    ann = login(browser, url, "ann")
-    ann.get_by_role("tab", name="Dataset").click()
+    ann = login(browser, url, "ann", "?tab=dataset")  # the tab's own address: no click
+    expect(ann.locator("#dataset-d-summary")).to_contain_text("9 generated")
+    assert "tab=dataset" in ann.url
     ann.get_by_text("Batch generation (admins)").click()
     ann.locator("#dataset-b-file").get_by_text("Drop File Here").wait_for()  # ready for it
     ann.locator("#dataset-b-file input[type=file]").set_input_files(str(problems))

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -85,7 +86,8 @@ def register(subparsers: Any) -> None:
         description="Run Hint-infer on every problem (--samples per problem, optionally a greedy "
                     "baseline), several trajectories at once, saving as it goes. Re-running the "
                     "same --run skips finished work and finishes interrupted trajectories; "
-                    "Ctrl-C stops cleanly.")
+                    "Ctrl-C stops cleanly. Several workers (on one machine or many) can run the "
+                    "same command on one PostgreSQL store (--db): they share the run's tasks.")
     p.add_argument("problems", nargs="?", metavar="PROBLEMS",
                    help="a problem file to import first (JSONL, JSON, CSV, Parquet or a "
                         "datasets folder); or use --from-store / --source")
@@ -108,6 +110,13 @@ def register(subparsers: Any) -> None:
                    help="trajectories in flight (the kernel pool is sized to it)")
     p.add_argument("--score", action="store_true",
                    help="rule-score each trajectory as it finishes (else: `startui score`)")
+    p.add_argument("--worker-name", metavar="NAME",
+                   help="this worker's name in the run's task claims (default HOST:PID; give "
+                        "each worker its own)")
+    p.add_argument("--lease", type=float, default=60.0, metavar="SECONDS",
+                   help="a claimed task stays this worker's this long unless renewed (it is, "
+                        "every third of it, while the worker lives); a worker that dies leaves "
+                        "its tasks to the others after it (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print the final report as JSON")
     add_generation_args(p)
@@ -267,11 +276,26 @@ def _problems(args: argparse.Namespace, store: Any) -> list[Any]:
     return problems
 
 
+def _imported(args: argparse.Namespace, store: Any) -> list[Any]:
+    """:func:`_problems`, again when another worker started with the same command inserted
+    the same problems at the same moment (the second insert breaks a unique key; the retry
+    finds them stored)."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(3):
+        try:
+            return _problems(args, store)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from startui.infer.backends import BackendError, make_backend
-    from startui.rft.generate import Batch
+    from startui.rft.generate import Batch, default_worker_name
     from startui.store import StoreError
     from startui.store.problems import ProblemImportError
 
@@ -279,7 +303,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     try:
         cfg = BatchConfig(run=args.run, samples=args.samples,
                           greedy_baseline=args.greedy_baseline, concurrency=args.concurrency,
-                          score=args.score, score_timeout=args.timeout)
+                          score=args.score, score_timeout=args.timeout,
+                          worker=args.worker_name or default_worker_name(), lease=args.lease)
         hint_policy, config = policy(args), engine_config(args)
     except ValueError as e:
         return _error(str(e))
@@ -287,9 +312,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         store = _open_store(args)
     except StoreError as e:
         return _error(str(e), 2)
-    with store:
+    with store, contextlib.ExitStack() as held:
+        try:  # SQLite: one worker process at a time, told at once (PostgreSQL: any number)
+            held.enter_context(store.batch_lock(cfg.worker or ""))
+        except StoreError as e:
+            return _error(str(e), 2)
         try:
-            problems = _problems(args, store)
+            problems = _imported(args, store)
         except (ProblemImportError, ValueError) as e:
             return _error(str(e))
         except StoreError as e:
@@ -313,7 +342,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             from startui.infer.kernels import KernelPool
 
             try:
-                async with KernelPool(size=cfg.concurrency, timeout=args.timeout) as pool:
+                # a few warm kernels; the pool boots one for every trajectory in flight
+                warm = min(cfg.concurrency, os.cpu_count() or 1)
+                async with KernelPool(size=warm, timeout=args.timeout) as pool:
                     batch = Batch(store, backend, pool, cfg, policy=hint_policy,
                                   engine_config=config, on_progress=progress)
                     return await batch.run(problems, handle_signals=True)

@@ -175,10 +175,11 @@ def agreement(decisions: Mapping[Hashable, Mapping[str, str]], *,
               scores: Mapping[Hashable, Mapping[str, float]] | None = None,
               steps: Mapping[Hashable, Mapping[str, int]] | None = None,
               reviewers: Iterable[str] | None = None, steps_level: str = "nominal",
-              campaign: str | None = None) -> AgreementReport:
+              campaign: str | None = None, per_pair: bool = True) -> AgreementReport:
     """The report from ``{item: {reviewer: decision}}`` (decisions other than accepted and
     rejected are left out), ``{item: {reviewer: score}}`` and ``{(item, version, step):
-    {reviewer: label}}``."""
+    {reviewer: label}}``. ``per_pair=False`` leaves out the per-pair breakdown (``pairs``; the
+    pairwise kappas behind Light's kappa are still computed): what agreement over time needs."""
     if steps_level not in STEP_LEVELS:
         raise ValueError(f"step labels are compared as {' or '.join(STEP_LEVELS)}, not "
                          f"{steps_level!r}")
@@ -191,6 +192,7 @@ def agreement(decisions: Mapping[Hashable, Mapping[str, str]], *,
                                            for rs in src.values() for r in rs})
     by_d, by_s, by_l = _by_rater(coded), _by_rater(scores), _by_rater(steps)
     pairs = []
+    kappas: list[tuple[Measure, int]] = []  # (Cohen's kappa, items in common) per pair
     for a, b in combinations(names, 2):
         shared = _pair_units(by_d, a, b)
         if shared:
@@ -198,6 +200,9 @@ def agreement(decisions: Mapping[Hashable, Mapping[str, str]], *,
             kappa = cohen_kappa([shared[u][a] for u in order], [shared[u][b] for u in order])
         else:
             kappa = Measure(None, f"{a} and {b} decided no item in common")
+        kappas.append((kappa, len(shared)))
+        if not per_pair:
+            continue
         pair_scores, pair_steps = _pair_units(by_s, a, b), _pair_units(by_l, a, b)
         pairs.append(PairAgreement(
             a=a, b=b, items=len(shared), agreement=raw_agreement(shared), kappa=kappa,
@@ -206,13 +211,13 @@ def agreement(decisions: Mapping[Hashable, Mapping[str, str]], *,
                                        level="ordinal", domain=SCORES),
             steps_alpha=_none_if_empty(pair_steps, f"{a} and {b} labelled no step in common",
                                        level=steps_level, domain=STEP_LABELS)))
-    defined = [p.kappa for p in pairs if p.kappa.value is not None]
+    defined = [k for k, _ in kappas if k.value is not None]
     if defined:
         light = Measure(float(np.mean([k.value for k in defined])), None,
                         sum(1 for rs in coded.values() if len(rs) >= 2))
-    elif pairs and any(p.items for p in pairs):
+    elif any(n for _, n in kappas):
         light = Measure(None, "no pair's kappa is defined: "
-                        + next(p.kappa.reason for p in pairs if p.items),
+                        + next(k.reason for k, n in kappas if n),
                         sum(1 for rs in coded.values() if len(rs) >= 2))
     else:
         light = Measure(None, "no item decided by two reviewers")

@@ -10,15 +10,19 @@ and ``python -m startui report`` draw the same figures, and tests need no databa
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from startui.answers import answers_match, extract_answer
-from startui.rft.select import GREEDY, mode_of
+from startui.answers import answers_match
+from startui.bulk import collector_paused
+from startui.rft import digest
+from startui.rft.digest import answer_before, hint_facts, round_answers
+from startui.rft.modes import GREEDY, mode_of
+from startui.store.digests import DigestRecord
 from startui.store.records import Record
-from startui.trajectory import TOOL_LIMIT_ERROR
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from startui.store import Store
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class HintFact:
     category: str
     source: str  # auto | human
@@ -34,7 +38,7 @@ class HintFact:
     error_free: bool  # ... and every such cell ran without an error
 
 
-@dataclass
+@dataclass(slots=True)
 class Facts:
     """One finished trajectory, reduced to what the figures need."""
 
@@ -43,55 +47,73 @@ class Facts:
     mode: str
     kind: str
     correct: bool | None  # the current rule score
-    rounds: list[bool | None] = field(default_factory=list)  # correct after k rounds, k = 0..R
-    hints: list[HintFact] = field(default_factory=list)
+    # correct after k rounds, k = 0..R; the hints in order (tuples: a draw keeps 100,000 Facts,
+    # and equal hint sequences are one shared tuple, see _hints)
+    rounds: tuple[bool | None, ...] = ()
+    hints: tuple[HintFact, ...] = ()
     tool_calls: int = 0
     tokens: int = 0
     chars: int = 0  # of the completion: what the export's length filter measures
 
 
-def _answer_before(segments: Sequence[Any], end: int) -> str | None:
-    prose = [s.text for s in segments[:end] if s.source == "model" and s.kind in ("think",
-                                                                                  "answer")]
-    for text in reversed(prose):  # the last paragraph that says something answer-like
-        answer, _ = extract_answer(text)
-        if answer is not None:
-            return answer
-    return None
-
-
 def facts(rec: Record) -> Facts:
+    """A record's facts, from its text (the exact path; :func:`facts_of` is the same from its
+    digest)."""
     traj = rec.trajectory
     segs = traj.segments
     f = Facts(id=traj.id, run=rec.run_id or "", mode=mode_of(traj), kind=traj.problem.kind,
               correct=rec.correct, tool_calls=traj.tool_calls, tokens=traj.tokens,
-              chars=sum(len(s.render()) for s in segs))
-    hint_at = [i for i, s in enumerate(segs) if s.kind == "hint"]
-    for n, i in enumerate(hint_at):
-        end = hint_at[n + 1] if n + 1 < len(hint_at) else len(segs)
-        outs = [s for s in segs[i + 1:end] if s.kind == "output" and s.source == "kernel"
-                and s.meta.get("error") != TOOL_LIMIT_ERROR]
-        h = segs[i]
-        f.hints.append(HintFact(str(h.meta.get("category") or h.source), h.source, bool(outs),
-                                bool(outs) and not any(o.meta.get("error") for o in outs)))
-    hints_cfg = traj.settings.get("hints") if isinstance(traj.settings.get("hints"), dict) else {}
-    planned = int((hints_cfg or {}).get("rounds") or 0)
-    round_at = {int(s.meta["round"]): i for i, s in enumerate(segs)
-                if s.kind == "hint" and isinstance(s.meta.get("round"), int)}
+              chars=sum(len(s.render()) for s in segs),
+              hints=tuple(HintFact(*h) for h in hint_facts(segs)))
+    planned, round_at = round_answers(traj)
     if traj.problem.kind == "math" and traj.problem.answer is not None and (planned or round_at):
         total = max([planned, *round_at])
+        rounds = []
         for k in range(total + 1):
             if k + 1 in round_at:  # the model had stopped; this is what it would have answered
-                ok = answers_match(_answer_before(segs, round_at[k + 1]), traj.problem.answer)
+                ok = answers_match(answer_before(segs, round_at[k + 1]), traj.problem.answer)
             else:  # no more rounds happened: the final answer stands
                 ok = f.correct if f.correct is not None else answers_match(
-                    _answer_before(segs, len(segs)), traj.problem.answer)
-            f.rounds.append(ok)
+                    answer_before(segs, len(segs)), traj.problem.answer)
+            rounds.append(ok)
+        f.rounds = tuple(rounds)
     return f
 
 
+# A draw makes 100,000 Facts with a few hints each, out of few distinct hint sequences: each
+# distinct one is made once, and shared (tuples of frozen hint facts).
+_HINTS: dict[str, tuple[HintFact, ...]] = {}
+
+
+def _hints(text: str) -> tuple[HintFact, ...]:
+    """The hint facts of a digest's ``hints`` JSON text, made once per distinct text."""
+    hs = _HINTS.get(text)
+    if hs is None:
+        if len(_HINTS) > 50_000:
+            _HINTS.clear()
+        hs = _HINTS[text] = tuple(HintFact(*h) for h in json.loads(text))
+    return hs
+
+
+def facts_of(rec: DigestRecord) -> Facts:
+    """A trajectory's facts from its digest (no text): equal to :func:`facts` of its record.
+    100,000 of them are made per draw, so equal hint facts are one shared object."""
+    d = rec.data
+    if d is None:
+        raise ValueError(f"trajectory {rec.id} has no digest: read it with "
+                         "startui.rft.digest.current")
+    score = rec.standing.score
+    correct = None if score is None else score.correct
+    rounds = digest.round_correct(d, rec.kind, rec.reference, correct) if (
+        d["planned"] or d["rounds"]) else ()
+    return Facts(rec.id, rec.run_id or "", d["mode"], rec.kind, correct, rounds,  # positional:
+                 _hints(d["hints"]), d["tool_calls"], rec.tokens, d["chars"])  # 100,000 a draw
+
+
 def collect(store: Store, run_ids: Sequence[str]) -> list[Facts]:
-    return [facts(rec) for rec in store.iter_records(run_ids, status="finished")]
+    """The facts of the runs' finished trajectories, from their digests."""
+    with collector_paused():
+        return [facts_of(r) for r in digest.current(store, run_ids) if r.status == "finished"]
 
 
 # --- tables ----------------------------------------------------------------------------------
@@ -114,25 +136,46 @@ def scaling_curve(data: Iterable[Facts]) -> list[dict[str, Any]]:
     return rows
 
 
+def _by_hint(data: Iterable[Facts], key: Callable[[HintFact], str],
+             ) -> tuple[dict[str, list[int]], list[tuple[frozenset[str], bool | None]]]:
+    """Per value of ``key`` (a hint's category or source): [hints, of which the model ran code
+    after, of which all that code ran cleanly]; and per trajectory, the values among its hints
+    with its rule verdict. Each distinct hint sequence is summed once (a draw's Facts share
+    them)."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    per_traj = []
+    memo: dict[int, tuple[Any, tuple[tuple[str, int, int, int], ...], frozenset[str]]] = {}
+    for f in data:
+        got = memo.get(id(f.hints))
+        if got is None:
+            mine: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+            for h in f.hints:
+                c = mine[key(h)]
+                c[0], c[1], c[2] = c[0] + 1, c[1] + h.used_tool, c[2] + h.error_free
+            got = memo[id(f.hints)] = (f.hints, tuple((k, *c) for k, c in mine.items()),
+                                       frozenset(mine))
+        for k, n, used, clean in got[1]:
+            c = counts[k]
+            c[0], c[1], c[2] = c[0] + n, c[1] + used, c[2] + clean
+        per_traj.append((got[2], f.correct))
+    return counts, per_traj
+
+
 def category_table(data: Iterable[Facts]) -> list[dict[str, Any]]:
     """Per hint category: how often the model went on to run code, whether that code ran
     cleanly, and how often trajectories with such a hint ended correct."""
-    hints: dict[str, list[HintFact]] = defaultdict(list)
+    counts, per_traj = _by_hint(data, lambda h: h.category)
     trajs: dict[str, list[bool | None]] = defaultdict(list)
-    for f in data:
-        for h in f.hints:
-            hints[h.category].append(h)
-        for cat in {h.category for h in f.hints}:
-            trajs[cat].append(f.correct)
+    for cats, correct in per_traj:
+        for cat in cats:
+            trajs[cat].append(correct)
     rows = []
-    for cat in sorted(hints):
-        hs = hints[cat]
+    for cat in sorted(counts):
+        n, used, clean = counts[cat]
         correct, scored = _rate(trajs[cat])
-        rows.append({"category": cat, "hints": len(hs),
-                     "tool_use_rate": sum(h.used_tool for h in hs) / len(hs),
-                     "error_free_rate": sum(h.error_free for h in hs) / len(hs),
-                     "correct_rate": correct, "trajectories": len(trajs[cat]),
-                     "scored": scored})
+        rows.append({"category": cat, "hints": n, "tool_use_rate": used / n,
+                     "error_free_rate": clean / n, "correct_rate": correct,
+                     "trajectories": len(trajs[cat]), "scored": scored})
     return rows
 
 
@@ -158,21 +201,18 @@ def source_table(data: Iterable[Facts]) -> list[dict[str, Any]]:
     """People's hints against the automatic ones: per hint source, how often the model went on
     to run code and whether it ran cleanly; per trajectory (with a person's hint, with only
     automatic hints, with none), how often it ended correct."""
-    hints: dict[str, list[HintFact]] = defaultdict(list)
+    counts, per_traj = _by_hint(data, lambda h: h.source)
     trajs: dict[str, list[bool | None]] = defaultdict(list)
-    for f in data:
-        for h in f.hints:
-            hints[h.source].append(h)
-        sources = {h.source for h in f.hints}
+    for sources, correct in per_traj:
         group = "human" if "human" in sources else "auto" if sources else "none"
-        trajs[group].append(f.correct)
+        trajs[group].append(correct)
     rows = []
-    for src in [k for k in SOURCES if k in hints or k in trajs]:
-        hs = hints.get(src, [])
+    for src in [k for k in SOURCES if k in counts or k in trajs]:
+        n, used, clean = counts[src] if src in counts else (0, 0, 0)
         correct, scored = _rate(trajs.get(src, []))
-        rows.append({"source": src, "name": SOURCES[src], "hints": len(hs),
-                     "tool_use_rate": sum(h.used_tool for h in hs) / len(hs) if hs else None,
-                     "error_free_rate": sum(h.error_free for h in hs) / len(hs) if hs else None,
+        rows.append({"source": src, "name": SOURCES[src], "hints": n,
+                     "tool_use_rate": used / n if n else None,
+                     "error_free_rate": clean / n if n else None,
                      "trajectories": len(trajs.get(src, [])), "scored": scored,
                      "correct_rate": correct})
     return rows
@@ -275,6 +315,7 @@ def sources_figure(data: Iterable[Facts]) -> go.Figure:
 
 
 def lengths_figure(data: Iterable[Facts]) -> go.Figure:
+    import numpy as np
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -283,8 +324,8 @@ def lengths_figure(data: Iterable[Facts]) -> go.Figure:
         by[_verdict(f)].append(f.chars)
     colors = {"correct": "#2da44e", "wrong": "#cf222e", "unscored": "#8c959f"}
     for verdict in ("correct", "wrong", "unscored"):
-        if by.get(verdict):
-            fig.add_trace(go.Histogram(x=by[verdict], name=verdict, opacity=0.7,
+        if by.get(verdict):  # an array: 100,000 lengths validate and serialise 5x faster
+            fig.add_trace(go.Histogram(x=np.asarray(by[verdict]), name=verdict, opacity=0.7,
                                        marker_color=colors[verdict], nbinsx=30))
     fig.update_layout(title="Trajectory lengths by rule verdict", barmode="overlay",
                       xaxis={"title": "completion length (characters)"},

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from startui.bulk import collector_paused
 from startui.review.users import require
 from startui.rft.filters import ModifyConfig, modify
 from startui.rft.select import SelectConfig, Selection, mode_of, select
@@ -110,15 +111,25 @@ def build_row(rec: Record, cfg: ExportConfig, dataset: str) -> dict[str, Any]:
     """The export row of one selected trajectory (modifications applied and recorded)."""
     mod = modify(rec.trajectory, cfg.modify)
     traj = mod.trajectory
-    completion = traj.completion()
+    # one pass: the renderings joined are traj.completion(), their offsets traj.spans()
+    rendered: list[str] = []
     segments = []
     mask = []
-    for seg, (start, end) in zip(traj.segments, traj.spans(), strict=True):
-        segments.append({"kind": seg.kind, "source": seg.source, "start": start, "end": end,
-                         **{k: (None if seg.meta.get(k) is None else str(seg.meta[k]))
-                            for k in _SEGMENT_META}})
+    start = 0
+    for seg in traj.segments:
+        text = seg.render()
+        rendered.append(text)
+        end = start + len(text)
+        meta = seg.meta
+        item = {"kind": seg.kind, "source": seg.source, "start": start, "end": end}
+        for k in _SEGMENT_META:
+            v = meta.get(k)
+            item[k] = None if v is None else str(v)
+        segments.append(item)
         if trained(seg.kind, seg.source, cfg.mask_hints):
             mask.append((start, end))
+        start = end
+    completion = "".join(rendered)
     engine = traj.settings.get("engine")
     system = engine.get("system_prompt") if isinstance(engine, dict) else None
     messages = ([{"role": "system", "content": system}] if system else []) + [
@@ -298,7 +309,7 @@ class _Writers:
         self.out, self.formats, self.batch = out, formats, batch
         self.schema = arrow_schema(dataset)
         self.tmp = {f: out / f".{FILES[f]}.tmp" for f in formats}
-        self._jsonl = self.tmp["jsonl"].open("w", encoding="utf-8", newline="\n") \
+        self._jsonl = self.tmp["jsonl"].open("wb", buffering=1 << 20) \
             if "jsonl" in formats else None
         self._pq: Any = None
         self._rows: list[dict[str, Any]] = []
@@ -309,8 +320,9 @@ class _Writers:
             self.tmp.setdefault("parquet-staging", target)
             self._pq = pq.ParquetWriter(target, self.schema, compression="zstd")
 
-    def write(self, row: dict[str, Any], line: str) -> None:
-        """``line`` is ``dumps(row) + "\\n"``, computed once by the caller (it is hashed too)."""
+    def write(self, row: dict[str, Any], line: bytes) -> None:
+        """``line`` is ``dumps(row) + "\\n"`` in UTF-8, encoded once by the caller (it is hashed
+        too)."""
         if self._jsonl is not None:
             self._jsonl.write(line)
         if self._pq is not None:
@@ -419,30 +431,31 @@ def export(store: Store, out: str | Path, run_ids: Sequence[str], *,
     trained_chars = total_chars = 0
     digest = hashlib.sha256()
     try:
-        for n, rec in enumerate(store.load_records(selection.ids), 1):
-            if steps:
-                row, split = build_step_row(rec, config)
-                counts["steps:dropped_tail_segments"] += split.dropped_tail
-                counts["steps:dropped_empty"] += split.dropped_empty
-                if not row["completions"]:  # its labelled segments were all modified away
-                    counts["skipped:no step left after the modifications"] += 1
-                    continue
-                counts["steps:total"] += len(row["completions"])
-                counts.update(f"label:{lab:+d}" if lab else "label:0"
-                              for lab in row["step_labels"])
-                total_chars += sum(len(c) for c in row["completions"])
-            else:
-                row = build_row(rec, config, select_config.dataset)
-                total_chars += len(row["completion"])
-                trained_chars += sum(e - s for s, e in row["loss_mask"])
-            line = dumps(row) + "\n"
-            writers.write(row, line)
-            digest.update(line.encode("utf-8"))
-            counts[f"kind:{row['problem']['kind']}"] += 1
-            counts[f"run:{row['run']}"] += 1
-            counts[f"mode:{row['mode']}"] += 1
-            if on_progress is not None:
-                on_progress(n, len(selection.ids))
+        with collector_paused():
+            for n, rec in enumerate(store.load_records(selection.ids), 1):
+                if steps:
+                    row, split = build_step_row(rec, config)
+                    counts["steps:dropped_tail_segments"] += split.dropped_tail
+                    counts["steps:dropped_empty"] += split.dropped_empty
+                    if not row["completions"]:  # its labelled segments were all modified away
+                        counts["skipped:no step left after the modifications"] += 1
+                        continue
+                    counts["steps:total"] += len(row["completions"])
+                    counts.update(f"label:{lab:+d}" if lab else "label:0"
+                                  for lab in row["step_labels"])
+                    total_chars += sum(len(c) for c in row["completions"])
+                else:
+                    row = build_row(rec, config, select_config.dataset)
+                    total_chars += len(row["completion"])
+                    trained_chars += sum(e - s for s, e in row["loss_mask"])
+                line = (dumps(row) + "\n").encode("utf-8")
+                writers.write(row, line)
+                digest.update(line)
+                counts[f"kind:{row['problem']['kind']}"] += 1
+                counts[f"run:{row['run']}"] += 1
+                counts[f"mode:{row['mode']}"] += 1
+                if on_progress is not None:
+                    on_progress(n, len(selection.ids))
         rows = sum(v for k, v in counts.items() if k.startswith("kind:"))
         checksum = digest.hexdigest()
         files = writers.commit(fingerprint=checksum[:16])

@@ -7,6 +7,11 @@ skipped, interrupted or cancelled ones resume from their last stored segment (th
 the kernel state), and nothing is ever generated twice. A stop (Ctrl-C) stops every session in
 flight; each is saved as "cancelled" and finished next time.
 
+The tasks are claimed from the store (:mod:`startui.store.tasks`), so several workers — processes
+on one machine or on many, sharing one PostgreSQL store — can run the same command on the same
+run: each claims a few tasks at a time, renews its leases while it works, and takes over the
+claims of a worker that died once their lease ran out.
+
 The greedy baseline is the paper's: plain inference, temperature 0, no hints — Hint-RFT's D_seed
 keeps problems where it is wrong and a hinted trajectory is right.
 """
@@ -17,7 +22,10 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +35,13 @@ from startui.answers import SCORER
 from startui.events import TrajectoryStarted
 from startui.infer.engine import Engine, EngineConfig
 from startui.infer.hints import HintPolicy
+from startui.rft import digest
+from startui.rft.claims import WorkerClaims
 from startui.rft.scoring import score_trajectory
 from startui.rft.select import GREEDY, HINTED
 from startui.store.recorder import Recorder
+from startui.store.repository import NotFoundError
+from startui.store.tasks import Claim, ClaimLost, PlannedTask
 from startui.trajectory import CODE_OPEN, Problem, Segment, Trajectory
 
 if TYPE_CHECKING:
@@ -37,7 +49,14 @@ if TYPE_CHECKING:
     from startui.infer.kernels import Kernel, KernelPool
     from startui.store import Store
 
+log = logging.getLogger(__name__)
+
 PAPER_PRESET = {"temperature": 0.6, "top_p": 0.95, "max_tool_calls": 6}
+
+
+def default_worker_name() -> str:
+    """``host:pid``: unique among the workers of a run, wherever they run."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def trajectory_id(run: str, problem_id: str, mode: str, sample: int) -> str:
@@ -64,10 +83,16 @@ class BatchConfig:
     concurrency: int = 4
     score: bool = False  # rule-score each trajectory as it finishes
     score_timeout: float = 10.0
+    worker: str | None = None  # this worker's name in the run's claims (default host:pid)
+    lease: float = 60.0  # seconds a claim lasts unless renewed (every lease/3 while it works)
 
     def __post_init__(self) -> None:
         if not self.run or len(self.run) > 100:
             raise ValueError("a run needs a name of 1 to 100 characters (--run NAME)")
+        if self.worker is not None and not 0 < len(self.worker) <= 200:
+            raise ValueError("a worker needs a name of 1 to 200 characters (--worker-name)")
+        if not self.lease >= 0.5:
+            raise ValueError(f"the lease must be at least 0.5 seconds, got {self.lease}")
         if self.samples < 0:
             raise ValueError(f"samples must be >= 0, got {self.samples}")
         if self.concurrency < 1:
@@ -127,9 +152,14 @@ class KernelMeter:
 @dataclass
 class BatchReport:
     run: str
+    worker: str = ""
     tasks: int = 0
     skipped: int = 0  # finished in an earlier invocation
-    busy_elsewhere: int = 0  # running in another live process
+    busy_elsewhere: int = 0  # held by another live worker when this one ended
+    by_others: int = 0  # finished by other workers while this one ran
+    claimed: int = 0  # claims this worker made
+    taken_over: int = 0  # ... of tasks whose worker's lease had run out
+    lost: int = 0  # claims lost to another worker (this one's lease ran out)
     started: int = 0
     resumed: int = 0
     finished: int = 0
@@ -150,7 +180,7 @@ class BatchReport:
 
     @property
     def todo(self) -> int:
-        return self.tasks - self.skipped - self.busy_elsewhere
+        return self.tasks - self.skipped - self.busy_elsewhere - self.by_others
 
     @property
     def rate(self) -> float:
@@ -164,9 +194,15 @@ class BatchReport:
     def summary(self) -> str:
         lines = [f"run {self.run!r}: {self.tasks} tasks — {self.finished} finished, "
                  f"{self.cancelled} cancelled, {self.errors} errors, {self.skipped} already done"
+                 + (f", {self.by_others} by other workers" if self.by_others else "")
                  + (f", {self.busy_elsewhere} running elsewhere" if self.busy_elsewhere else "")
                  + f" ({self.resumed} resumed) in {self.elapsed:.1f} s, {self.rate:.2f} "
                  f"trajectories/s, kernel pool {self.kernel_utilisation:.0%} utilised"]
+        if self.worker:
+            lines.append(f"worker {self.worker}: {self.finished} finished here, {self.by_others} "
+                         f"by other workers, {self.taken_over} taken over from workers that "
+                         "stopped" + (f", {self.lost} lost to other workers (lease ran out)"
+                                      if self.lost else ""))
         if self.correct or self.wrong or self.unscorable:
             lines.append(f"scored: {self.correct} correct, {self.wrong} wrong, "
                          f"{self.unscorable} without a reference")
@@ -179,8 +215,16 @@ class BatchReport:
 def reopen_cut_cell(traj: Trajectory) -> bool:
     """A session stopped while the model wrote a code cell keeps the cell as plain text (the
     engine never runs half a cell). When the stop was the batch's own, the resume reopens the
-    cell, so the model finishes it and it runs, as if the batch had never stopped."""
+    cell, so the model finishes it and it runs, as if the batch had never stopped.
+
+    A worker killed right after a hint that opens a cell (its text ends with one newline; a
+    hint that does not ends with two) left the cell unsaved, not even its fence: it is opened
+    again, so the model writes the code the hint asked for."""
     segs = traj.segments
+    if segs and segs[-1].kind == "hint" and segs[-1].text.endswith("\n") \
+            and not segs[-1].text.endswith("\n\n"):
+        segs.append(Segment("code", "", "model", closed=False))
+        return True
     if segs and segs[-1].kind == "think" and segs[-1].meta.get("unfinished_code") \
             and segs[-1].text.startswith(CODE_OPEN):
         last = segs[-1]
@@ -198,8 +242,16 @@ def _derived_seed(seed: int | None, task: Task) -> int | None:
 
 
 class Batch:
-    """One invocation of a batch run. ``await batch.run(problems)``; ``stop()`` from a signal
-    handler or another task ends it cleanly."""
+    """One invocation of a batch run: one *worker* of it. ``await batch.run(problems)``;
+    ``stop()`` from a signal handler or another task ends it cleanly.
+
+    The worker claims the run's tasks from the store a few at a time
+    (:class:`startui.rft.claims.WorkerClaims`), so any number of workers — processes on one
+    machine or many, one PostgreSQL store — share a run: each task's trajectory is generated by
+    one worker at a time (its writes are fenced by its claim), a worker that dies leaves claims
+    that run out after ``lease`` seconds, and another worker takes them over, resuming from the
+    stored segments. One worker alone takes the same path (on SQLite, one worker process at a
+    time: ``Store.batch_lock``)."""
 
     def __init__(self, store: Store, backend: Backend, kernels: KernelPool | None,
                  config: BatchConfig, *, policy: HintPolicy | None = None,
@@ -212,10 +264,14 @@ class Batch:
         self.policy = policy or HintPolicy()
         self.engine_config = engine_config or EngineConfig()
         self.on_progress = on_progress
-        self.report = BatchReport(run=config.run)
-        self.recorder = Recorder(store)
-        # id(session) -> (session, [started]); sessions are not hashable
-        self._sessions: dict[int, tuple[Any, list[bool]]] = {}
+        self.worker = config.worker or default_worker_name()
+        self.report = BatchReport(run=config.run, worker=self.worker)
+        self.claims = WorkerClaims(store, config.run, self.worker, config.lease, self._lose)
+        # (trajectory id, claim number) -> (session, [started]); sessions are not hashable
+        self._sessions: dict[tuple[str, int], tuple[Any, list[bool]]] = {}
+        self._lost: set[tuple[str, int]] = set()
+        self._plan: dict[str, Task] = {}
+        self._recorders: list[Recorder] = []
         self._stopping = False
         self._t0 = 0.0
 
@@ -236,23 +292,25 @@ class Batch:
             cfg = dataclasses.replace(self.engine_config, seed=seed)
         return Engine(self.backend, self.kernels, policy, cfg)  # type: ignore[arg-type]
 
+    def _new_trajectory(self, task: Task) -> Trajectory:
+        run = self.config.run
+        traj = self.engine_for(task).new_trajectory(task.problem, run_id=run, run_name=run,
+                                                     mode=task.mode, sample=task.sample)
+        traj.id = task.id(run)
+        return traj
+
     # -- the run ----------------------------------------------------------------------------
 
     async def run(self, problems: Sequence[Problem], *, handle_signals: bool = False,
                   ) -> BatchReport:
         tasks = plan(problems, self.config)
-        existing = await asyncio.to_thread(self.store.trajectory_statuses, self.config.run)
-        todo = []
-        for t in tasks:
-            status = existing.get(t.id(self.config.run))
-            if status == "finished":
-                self.report.skipped += 1
-            elif status == "running":  # a live process is on it (dead ones were marked)
-                self.report.busy_elsewhere += 1
-            else:
-                todo.append((t, status))
         self.report.tasks = len(tasks)
         self._t0 = time.perf_counter()
+        with self.store.batch_lock(self.worker):
+            return await self._run(tasks, handle_signals)
+
+    async def _run(self, tasks: list[Task], handle_signals: bool) -> BatchReport:
+        todo = await asyncio.to_thread(self._write_plan, tasks)
         loop = asyncio.get_running_loop()
         installed = []
         if handle_signals:
@@ -260,11 +318,11 @@ class Batch:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self._on_signal, sig)
                     installed.append(sig)
-        queue = iter(todo)
+        self.claims.start()
         try:
             self._progress()
-            workers = [asyncio.create_task(self._worker(queue))
-                       for _ in range(min(self.config.concurrency, max(1, len(todo))))]
+            workers = [asyncio.create_task(self._worker())
+                       for _ in range(min(self.config.concurrency, todo))]
             try:
                 await asyncio.gather(*workers)
             except asyncio.CancelledError:
@@ -274,11 +332,33 @@ class Batch:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await asyncio.to_thread(self.recorder.flush)
-            self._finish_report()
+            try:
+                await asyncio.to_thread(self.claims.wind_down)
+                await asyncio.to_thread(self._flush)
+            finally:
+                self._finish_report()
         return self.report
 
+    def _flush(self) -> None:
+        """Raise the first write of a session that failed, if any (as the Recorder says)."""
+        for recorder in self._recorders:
+            recorder.flush()
+
+    def _write_plan(self, tasks: list[Task]) -> int:
+        """Every worker writes the run's plan; returns how many of its tasks are not done."""
+        cfg = self.config
+        self._plan = {t.id(cfg.run): t for t in tasks}
+        planned = [PlannedTask(t.id(cfg.run), t.problem.id or "", t.mode, t.sample, i)
+                   for i, t in enumerate(tasks)]
+        # the run's row is written with the plan: its settings as a trajectory's
+        settings = self._new_trajectory(tasks[0]).settings if tasks else {}
+        todo = self.claims.write_plan(planned, settings, (
+            (GREEDY, 1 if cfg.greedy_baseline else 0), (HINTED, cfg.samples)))
+        self.report.skipped = self.claims.skipped
+        return todo
+
     def _finish_report(self) -> None:
+        self._tally()
         self.report.elapsed = time.perf_counter() - self._t0
         if self.kernels is not None:
             self.report.kernel_utilisation = self.kernels.utilisation()
@@ -290,7 +370,8 @@ class Batch:
         self.stop()
 
     def stop(self) -> None:
-        """Stop every session in flight (each is saved as cancelled) and start no new one."""
+        """Stop every session in flight (each is saved as cancelled, its claim released) and
+        start no new one."""
         self._stopping = True
         for session, started in list(self._sessions.values()):
             self._stop_session(session, started)
@@ -304,57 +385,96 @@ class Batch:
         if started[0] and session.trajectory.status == "running":
             session.stop()
 
-    def _watch(self, session: Any, started: list[bool]) -> Callable[[Any], None]:
+    def _watch(self, session: Any, started: list[bool],
+               key: tuple[str, int]) -> Callable[[Any], None]:
         loop = asyncio.get_running_loop()
 
         def on_event(event: Any) -> None:
             if isinstance(event, TrajectoryStarted) and not started[0]:
                 started[0] = True
-                if self._stopping:  # after this step, inside the engine's own try
+                if self._stopping or key in self._lost:  # after this step, in the engine's try
                     loop.call_soon(self._stop_session, session, started)
         return on_event
 
-    async def _worker(self, queue: Any) -> None:
+    def _lose(self, tid: str, attempt: int) -> None:
+        """Another worker took the task over (this one's lease ran out: it was paused or cut
+        off): stop generating it here. The store refuses this worker's writes to it anyway."""
+        if not self.claims.forget(tid, attempt):
+            return
+        self._lost.add((tid, attempt))
+        self.report.lost += 1
+        log.warning("task %s was taken over by another worker (this worker's lease ran out): "
+                    "stopped here", tid)
+        entry = self._sessions.get((tid, attempt))
+        if entry is not None:
+            self._stop_session(*entry)
+        self._progress()
+
+    def _task_of(self, claim: Claim) -> Task:
+        """A task another worker planned (a problem this one was not given)."""
+        problems = self.store.get_problems([claim.problem_id])
+        if not problems:
+            raise LookupError(f"problem {claim.problem_id} is not in the store")
+        return Task(problems[0], claim.mode, claim.sample)
+
+    # -- one task ---------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
         while not self._stopping:
-            item = next(queue, None)
-            if item is None:
+            claim = await self.claims.next(lambda: self._stopping)
+            if claim is None:
                 return
             try:
-                await self._one(*item)
+                await self._one(claim)
+            except ClaimLost:
+                self._lose(claim.trajectory_id, claim.attempt)
             except Exception as e:  # noqa: BLE001 - one broken task must not end the batch
                 self.report.errors += 1
                 self.report.error_messages.append(
-                    f"{item[0].problem.id} ({item[0].mode} {item[0].sample}): "
+                    f"{claim.problem_id} ({claim.mode} {claim.sample}): "
                     f"{type(e).__name__}: {e}")
+                self.claims.fail(claim.trajectory_id)
+                try:
+                    await asyncio.to_thread(self.claims.settle, claim, False)
+                except Exception:  # noqa: BLE001 - its lease runs out: a later run retries it
+                    log.exception("could not release task %s", claim.trajectory_id)
                 self._progress()
 
-    async def _one(self, task: Task, status: str | None) -> None:
-        run = self.config.run
-        tid = task.id(run)
-        engine = self.engine_for(task)
-        if status is None:
-            traj = await asyncio.to_thread(
-                engine.new_trajectory, task.problem, run_id=run, run_name=run, mode=task.mode,
-                sample=task.sample)
-            traj.id = tid
+    async def _one(self, claim: Claim) -> None:
+        tid, key = claim.trajectory_id, (claim.trajectory_id, claim.attempt)
+        task = self._plan.get(tid) or await asyncio.to_thread(self._task_of, claim)
+        fenced = self.store.fenced(claim, self.worker,
+                                   on_lost=lambda: self.claims.lost_soon(tid, claim.attempt))
+        if claim.taken_over:
+            self.report.taken_over += 1
+        try:
+            traj = await asyncio.to_thread(self.store.load_trajectory, tid)
+        except NotFoundError:
+            traj = await asyncio.to_thread(self._new_trajectory, task)
             self.report.started += 1
         else:
-            traj = await asyncio.to_thread(self.store.load_trajectory, tid)
+            if traj.status == "finished":  # its worker died before marking the task done
+                self.report.skipped += 1
+                await asyncio.to_thread(self.claims.settle, claim, True)
+                return
+            # interrupted, cancelled, error — or "running" for a worker whose lease ran out
             self.report.resumed += 1
             reopen_cut_cell(traj)
             if traj.segments and traj.segments[-1].kind == "answer":
                 # it had answered when the process died: only the "finished" write was lost
                 traj.status = "finished"
-                await asyncio.to_thread(self.store.save_trajectory, traj)
+                await asyncio.to_thread(fenced.save_trajectory, traj)
+                await asyncio.to_thread(self.claims.settle, claim, True)
                 await self._finished(traj)
                 return
         if self._stopping:
             return
-        session = engine.start(traj)
-        session.subscribe(self.recorder)
+        recorder = Recorder(fenced)  # type: ignore[arg-type]
+        session = self.engine_for(task).start(traj)
+        session.subscribe(recorder)
         started = [False]
-        session.subscribe(self._watch(session, started))
-        self._sessions[id(session)] = (session, started)
+        session.subscribe(self._watch(session, started, key))
+        self._sessions[key] = (session, started)
         running = asyncio.ensure_future(session.run())
         try:
             traj = await asyncio.shield(running)
@@ -364,7 +484,14 @@ class Batch:
             await asyncio.wait([running], timeout=30)
             raise
         finally:
-            self._sessions.pop(id(session), None)
+            self._sessions.pop(key, None)
+        if key in self._lost:
+            return
+        if recorder.errors:  # (its writes are all done: the end's was awaited, after them)
+            self._recorders.append(recorder)
+        await asyncio.to_thread(self.claims.settle, claim, traj.status == "finished")
+        if traj.status == "error":
+            self.claims.fail(tid)
         await self._finished(traj)
 
     async def _finished(self, traj: Trajectory) -> None:
@@ -373,6 +500,7 @@ class Batch:
             r.finished += 1
             r.kernel_seconds += sum(float(s.meta.get("duration") or 0) for s in traj.segments
                                     if s.kind == "output")
+            await asyncio.to_thread(digest.keep_current, self.store, [traj.id])  # Dataset tab
             if self.config.score and not self._stopping:
                 await self._score(traj)
         elif traj.status == "cancelled":
@@ -398,7 +526,12 @@ class Batch:
         else:
             self.report.wrong += 1
 
+    def _tally(self) -> None:
+        c, r = self.claims, self.report
+        r.claimed, r.by_others, r.busy_elsewhere = c.claimed, c.by_others, c.busy_elsewhere
+
     def _progress(self) -> None:
+        self._tally()
         self.report.elapsed = time.perf_counter() - self._t0
         if self.on_progress is not None:
             self.on_progress(self.report)

@@ -68,7 +68,7 @@ def _team(d: dash.Dashboard | None, figs: dict[str, str]) -> tuple[str, str]:
         people += f"""<h2>Agreement over time</h2>
 {figs["agreement"]}
 {_table(d.agreement, ["campaign", "day", "items", "agreement", "kappa", "alpha",
-                      "score_alpha"])}"""
+                      "score_alpha", "steps_alpha"])}"""
     return funnel, people
 
 

@@ -27,8 +27,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from startui.answers import SCORER
+from startui.bulk import collector_paused
+from startui.rft import digest
 from startui.rft.filters import FilterConfig, check
+from startui.rft.modes import GREEDY, HINTED, mode_of
 from startui.rft.scoring import needs_kernel, score_trajectory
+from startui.store.digests import DigestRecord
 from startui.store.records import Record
 from startui.trajectory import Trajectory
 
@@ -39,19 +43,8 @@ if TYPE_CHECKING:
 Dataset = Literal["seed", "start", "steps"]
 DATASETS = ("seed", "start", "steps")
 DATASET_NAMES = {"seed": "D_seed", "start": "D_START", "steps": "Steps (process supervision)"}
-GREEDY, HINTED = "greedy", "hinted"
 PEOPLE = {"adjudicated": "adjudicated", "consensus": "consensus",
           "disputed": "disputed (left to the rules)"}
-
-
-def mode_of(traj: Trajectory) -> str:
-    """How a trajectory was made: "greedy" (the baseline without hints), "hinted", or "plain"
-    (sampled without hints, e.g. from START-0). Batches record it; older trajectories are
-    classified by whether hints went in."""
-    mode = traj.settings.get("mode")
-    if isinstance(mode, str) and mode:
-        return mode
-    return HINTED if traj.hints else "plain"
 
 
 # --- scoring a run ---------------------------------------------------------------------------
@@ -174,7 +167,7 @@ class SelectConfig:
                 "filters": self.filters.to_dict()}
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """What selection needs of a trajectory; the text itself is not kept (100k fit in memory)."""
 
@@ -245,6 +238,7 @@ class Selection:
 
 
 def candidate(rec: Record, cfg: SelectConfig) -> Candidate:
+    """A record as selection sees it, from its text (the exact path)."""
     traj = rec.trajectory
     return Candidate(
         id=traj.id, problem_id=traj.problem.id or "", mode=mode_of(traj), status=traj.status,
@@ -255,13 +249,46 @@ def candidate(rec: Record, cfg: SelectConfig) -> Candidate:
         labelled=len(rec.step_labels), human=rec.human)
 
 
-def select(store: Store, run_ids: Sequence[str], cfg: SelectConfig | None = None) -> Selection:
-    """The paper's selection over the runs' trajectories (see the module docstring)."""
-    cfg = cfg or SelectConfig()
+def candidate_of(rec: DigestRecord, cfg: SelectConfig,
+                 check: Callable[[dict[str, Any], int], list[str]] | None = None) -> Candidate:
+    """The same from a trajectory's digest, without its text (``cfg.filters`` must be one the
+    digest :func:`~startui.rft.digest.answers`; ``check``: its
+    :func:`~startui.rft.digest.checker`, made once for many calls)."""
+    d, st = rec.data, rec.standing
+    if d is None:
+        raise ValueError(f"trajectory {rec.id} has no digest: read it with "
+                         "startui.rft.digest.current")
+    status, review, score = rec.status, st.review_status, st.score
+    return Candidate(  # positional: 100,000 of these per draw
+        rec.id, rec.problem_id or "", d["mode"], status,
+        None if score is None else score.correct, st.score_stale, review, d["chars"],
+        (check or digest.checker(cfg.filters))(d, rec.tokens) if status == "finished" or (
+            review == "accepted") else [],
+        len(st.step_labels), st.human)
+
+
+def select(store: Store, run_ids: Sequence[str], cfg: SelectConfig | None = None, *,
+           from_text: bool = False) -> Selection:
+    """The paper's selection over the runs' trajectories (see the module docstring), from their
+    digests (computed on first use, see :mod:`startui.rft.digest`). ``from_text``, or filters
+    with an n-gram size or paragraph length the digests did not measure: from every
+    trajectory's text instead (exact too, and slow: the whole runs are read)."""
+    with collector_paused():  # what is built and dropped in _select is never walked
+        return _select(store, run_ids, cfg or SelectConfig(), from_text)
+
+
+def _select(store: Store, run_ids: Sequence[str], cfg: SelectConfig,
+            from_text: bool) -> Selection:
     by_problem: dict[str, list[Candidate]] = defaultdict(list)
-    for rec in store.iter_records(run_ids):
-        c = candidate(rec, cfg)
-        by_problem[c.problem_id].append(c)
+    if from_text or not digest.answers(cfg.filters):
+        for rec in store.iter_records(run_ids):
+            c = candidate(rec, cfg)
+            by_problem[c.problem_id].append(c)
+    else:
+        check = digest.checker(cfg.filters)
+        for r in digest.current(store, run_ids):
+            c = candidate_of(r, cfg, check)
+            by_problem[c.problem_id].append(c)
     return select_candidates(by_problem, cfg)
 
 
@@ -295,17 +322,26 @@ def select_candidates(by_problem: dict[str, list[Candidate]], cfg: SelectConfig)
     modes: Counter[str] = Counter()
     people: Counter[str] = Counter()
     chosen: list[tuple[str, str]] = []
+    allowed: dict[str, bool] = {}  # mode -> exportable
     for pid in sorted(by_problem):
         cands = by_problem[pid]
         report.problems += 1
         report.trajectories += len(cands)
-        modes.update(c.mode for c in cands)
-        pool = [c for c in cands if cfg.exportable(c.mode)]
+        pool = []
+        for c in cands:
+            modes[c.mode] += 1
+            ok = allowed.get(c.mode)
+            if ok is None:
+                ok = allowed[c.mode] = cfg.exportable(c.mode)
+            if ok:
+                pool.append(c)
+                if c.human in PEOPLE:
+                    people[PEOPLE[c.human]] += 1
         report.considered += len(pool)
-        people.update(PEOPLE[c.human] for c in pool if c.human in PEOPLE)
         eligible = []
         for c in pool:
-            hits.update(c.broken)
+            if c.broken:
+                hits.update(c.broken)
             reason = _drop_reason(c, cfg)
             if reason:
                 dropped[reason] += 1

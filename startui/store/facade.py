@@ -35,11 +35,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from startui import resources
-from startui.store import queries, records, repository
+from startui.store import digests, queries, records, repository
 from startui.store.models import TrajectoryRow
 from startui.store.queries import TrajectorySummary
 from startui.store.repository import ConflictError, NotFoundError, StoreError
 from startui.store.reviewing import Reviewing
+from startui.store.tasks import RunTasks, expired_claims
 from startui.trajectory import Problem, Segment, Trajectory
 
 __all__ = ["ConflictError", "NotFoundError", "Store", "StoreError", "default_url", "normalize_url"]
@@ -159,7 +160,7 @@ class _Writer:
         self._thread.join(timeout=60)
 
 
-class Store(Reviewing):
+class Store(Reviewing, RunTasks):
     """The trajectory store (see the module docstring). Thread-safe; use one per process and
     database, and ``close()`` it (or use it as a context manager)."""
 
@@ -456,6 +457,22 @@ class Store(Reviewing):
                 by_id = records.records_by_id(s, chunk)
             yield from (by_id[t] for t in chunk if t in by_id)
 
+    def digest_records(self, run_ids: Sequence[str], *, schema: int,
+                       ) -> list[digests.DigestRecord]:
+        """Every trajectory of the runs without its text: row, standing with people and the
+        scorer, and its digest in format ``schema`` where a valid one is stored (one read)."""
+        with self.read() as s:
+            return digests.digest_records(s, run_ids, schema=schema)
+
+    def load_texts(self, ids: Sequence[str]) -> list[tuple[Trajectory, int, int]]:
+        """(trajectory, version, n_segments) for ``ids``: what a digest is made of."""
+        with self.read() as s:
+            return digests.load_texts(s, ids)
+
+    def put_digests(self, items: Sequence[tuple[str, int, int, int, dict[str, Any]]]) -> int:
+        """Store ``(trajectory id, version, n_segments, schema, data)`` digests."""
+        return self.write(lambda s: digests.put(s, items)) if items else 0
+
     def trajectory_statuses(self, run_id: str) -> dict[str, str]:
         """{trajectory id: status} of one run (what a resumed batch skips or finishes)."""
         with self.read() as s:
@@ -501,6 +518,14 @@ class Store(Reviewing):
         with self.read() as s:
             return queries.campaign_rating_times(s, cid)
 
+    def campaign_label_times(self, campaign: str | int,
+                             ) -> list[tuple[str, int, int, str, int, datetime]]:
+        """(trajectory id, version, position, reviewer, label, when) of a campaign's step
+        labels, in the order they were last set."""
+        cid = self.get_campaign(campaign).id
+        with self.read() as s:
+            return queries.campaign_label_times(s, cid)
+
     def problem_sources(self) -> list[dict[str, Any]]:
         """Problem sources (``source``, ``problems``, ``by_kind``), largest first."""
         with self.read() as s:
@@ -512,14 +537,16 @@ class Store(Reviewing):
         """Mark "running" trajectories whose writer is gone as "interrupted"; returns how many.
 
         Gone means: written by a process on this host that no longer exists (or by a store of
-        this process that was closed), or not written for ``stale_after``. A batch worker
-        opening the database while the web app streams leaves the app's trajectories alone.
+        this process that was closed), a batch task whose claim nobody holds any more (its
+        lease ran out: a worker on another machine died), or not written for ``stale_after``.
+        A batch worker opening the database while the web app streams leaves the app's
+        trajectories alone.
         """
         return self.write(lambda s: self._mark(s, stale_after))
 
     def _mark(self, s: Session, stale_after: timedelta) -> int:
         now = datetime.now(UTC)
-        dead = []
+        dead, elsewhere = [], []
         for tid, worker, updated in s.execute(select(
                 TrajectoryRow.id, TrajectoryRow.worker, TrajectoryRow.updated_at)
                 .where(TrajectoryRow.status == "running")):
@@ -532,9 +559,10 @@ class Store(Reviewing):
                 if not alive:
                     dead.append(tid)
             elif host != _HOST and worker:
-                continue
+                elsewhere.append(tid)
             else:
                 dead.append(tid)
+        dead += sorted(expired_claims(s, elsewhere)) if elsewhere else []
         for i in range(0, len(dead), 500):
             s.execute(update(TrajectoryRow).where(
                 TrajectoryRow.id.in_(dead[i:i + 500]), TrajectoryRow.status == "running")

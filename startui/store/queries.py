@@ -18,10 +18,12 @@ from sqlalchemy import Select, case, func, select, tuple_
 from startui.store.models import (
     ArtifactRow,
     CampaignItemRow,
+    CampaignRow,
     ProblemRow,
     ReviewRow,
     RunRow,
     SegmentRow,
+    StepLabelRow,
     TrajectoryRow,
 )
 from startui.store.repository import NotFoundError, format_ts, load_many, parse_ts
@@ -260,6 +262,21 @@ def campaign_rating_times(s: Any, campaign_id: int,
         if not (r.detail or {}).get("adjudication"):
             out.append((r.trajectory_id, r.reviewer, r.decision, r.score, r.created_at))
     return out
+
+
+def campaign_label_times(s: Any, campaign_id: int,
+                         ) -> list[tuple[str, int, int, str, int, datetime]]:
+    """(trajectory id, version, position, reviewer, label, when) of the step labels the
+    campaign's reviewers put on its items (what its step-label agreement is computed from),
+    each as it stands, at the time it was last set: step-label agreement as it grew."""
+    L, item = StepLabelRow, CampaignItemRow
+    reviewers = s.scalar(select(CampaignRow.reviewers).where(CampaignRow.id == campaign_id))
+    q = (select(L.trajectory_id, L.trajectory_version, L.position, L.reviewer, L.label,
+                L.created_at)
+         .join(item, (item.trajectory_id == L.trajectory_id) & (item.campaign_id == campaign_id))
+         .where(L.reviewer.in_(list(reviewers or ())))
+         .order_by(L.created_at, L.id))
+    return [tuple(r) for r in s.execute(q)]
 
 
 def problem_sources(s: Any) -> list[dict[str, Any]]:

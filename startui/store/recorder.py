@@ -102,7 +102,7 @@ class Recorder:
         tid, index = event.trajectory_id, event.index
         seg = copy.deepcopy(entry[0])
         seg.closed = False
-        return self.store.submit(lambda s: repository.record_segment(s, tid, index, seg))
+        return self.store.submit(lambda s: repository.checkpoint_segment(s, tid, index, seg))
 
     def _done(self, fut: Future[Any]) -> None:
         with self._lock:

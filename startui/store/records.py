@@ -1,17 +1,18 @@
 """Trajectories with what people and scorers said about them: the rows Hint-RFT selects from.
 
 A :class:`Record` is a trajectory, its version, its review status and its current rule score. The
-selection, the export and the analytics read records only through these functions, in keyset
-pages (a long export holds no lock).
+selection, the export and the analytics read records only through these functions, a batch of
+trajectories per read: keyset pages of a run (a long export holds no lock), or IN lists of ids;
+each batch's segments come in one Core query (:func:`~startui.store.repository.load_many`).
 
-People's status is decided here, by :mod:`startui.store.consensus`: an adjudication beats a
-campaign's consensus, which beats a single reviewer's decision; an item whose campaign reviewers
-disagree and that nobody adjudicated yet is neither accepted nor rejected (the rules decide).
+People's status is decided by :mod:`startui.store.standing` with :mod:`startui.store.consensus`,
+as for selection: an adjudication beats a campaign's consensus, which beats a single reviewer's
+decision; an item whose campaign reviewers disagree and that nobody adjudicated yet is neither
+accepted nor rejected (the rules decide).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,17 +21,10 @@ from sqlalchemy import or_, tuple_
 from sqlalchemy import select as sql
 from sqlalchemy.orm import Session
 
-from startui.answers import SCORER, ScoreResult
-from startui.store import consensus
-from startui.store.models import (
-    ReviewRow,
-    RevisionRow,
-    RunRow,
-    ScoreRow,
-    StepLabelRow,
-    TrajectoryRow,
-)
+from startui.answers import ScoreResult
+from startui.store.models import RunRow, TrajectoryRow
 from startui.store.repository import NotFoundError, load_many
+from startui.store.standing import standings
 from startui.trajectory import Trajectory
 
 
@@ -81,63 +75,15 @@ class Record:
 
 
 def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
+    """Records for already-read ``trajectories`` rows, in their order: the trajectories in bulk
+    (:func:`~startui.store.repository.load_many`), with where each stands with people and the
+    scorer (:func:`~startui.store.standing.standings`, what selection reads too)."""
     trajs = load_many(s, rows)
-    ids = [r.id for r in rows]
-    scores: dict[str, Any] = {}
-    for sc in s.execute(sql(ScoreRow.trajectory_id, ScoreRow.correct, ScoreRow.value,
-                               ScoreRow.detail, ScoreRow.trajectory_version)
-                        .where(ScoreRow.trajectory_id.in_(ids), ScoreRow.scorer == SCORER)
-                        .order_by(ScoreRow.created_at, ScoreRow.id)):
-        scores[sc.trajectory_id] = sc  # the newest wins
-    reviewers: dict[str, str] = {}
-    votes: dict[str, list[consensus.Vote]] = defaultdict(list)
-    for rv in s.execute(sql(ReviewRow.id, ReviewRow.trajectory_id, ReviewRow.reviewer,
-                            ReviewRow.decision, ReviewRow.campaign_id, ReviewRow.detail)
-                        .where(ReviewRow.trajectory_id.in_(ids), ReviewRow.decision.is_not(None),
-                               ReviewRow.undone_at.is_(None))
-                        .order_by(ReviewRow.created_at, ReviewRow.id)):
-        reviewers[rv.trajectory_id] = rv.reviewer
-        votes[rv.trajectory_id].append(consensus.vote(rv))
-    overlaps = consensus.overlaps(s, (v.campaign_id for vs in votes.values() for v in vs
-                                      if v.campaign_id is not None))
-    editors: dict[str, list[str]] = defaultdict(list)
-    for rv in s.execute(sql(RevisionRow.trajectory_id, RevisionRow.editor)
-                        .where(RevisionRow.trajectory_id.in_(ids), RevisionRow.editor.is_not(None))
-                        .order_by(RevisionRow.trajectory_id, RevisionRow.version)):
-        if rv.editor not in editors[rv.trajectory_id]:
-            editors[rv.trajectory_id].append(rv.editor)
-    versions = {r.id: r.version for r in rows}
-    labels: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
-    latest: dict[str, str] = {}
-    for lb in s.execute(sql(StepLabelRow.trajectory_id, StepLabelRow.trajectory_version,
-                            StepLabelRow.reviewer, StepLabelRow.position, StepLabelRow.label)
-                        .where(StepLabelRow.trajectory_id.in_(ids))
-                        .order_by(StepLabelRow.created_at, StepLabelRow.id)):
-        if lb.trajectory_version == versions[lb.trajectory_id]:
-            labels[lb.trajectory_id].setdefault(lb.reviewer, {})[lb.position] = lb.label
-            latest[lb.trajectory_id] = lb.reviewer
-    out = []
-    for row, traj in zip(rows, trajs, strict=True):
-        status, human = row.review_status, None if row.review_status == "pending" else "reviewer"
-        resolved = consensus.resolve(votes.get(row.id, []), overlaps)
-        if resolved is not None:
-            status, human = resolved
-            if human == consensus.ADJUDICATED:  # the adjudicator has the last word
-                reviewers[row.id] = next(v.reviewer for v in reversed(votes[row.id])
-                                         if v.adjudication)
-        by = reviewers.get(row.id) if reviewers.get(row.id) in labels[row.id] else latest.get(
-            row.id)
-        sc = scores.get(row.id)
-        current = sc is not None and sc.trajectory_version in (None, row.version)
-        out.append(Record(
-            trajectory=traj, version=row.version, created_at=row.created_at,
-            review_status=status, human=human,
-            reviewer=reviewers.get(row.id), run_id=row.run_id,
-            score=ScoreResult(sc.correct, sc.value, dict(sc.detail or {})) if current else None,
-            score_stale=sc is not None and not current, editors=editors.get(row.id, []),
-            step_labels=dict(sorted(labels[row.id].get(by, {}).items())) if by else {},
-            labelled_by=by))
-    return out
+    return [Record(trajectory=traj, version=row.version, created_at=row.created_at,
+                   review_status=st.review_status, human=st.human, reviewer=st.reviewer,
+                   run_id=row.run_id, score=st.score, score_stale=st.score_stale,
+                   editors=st.editors, step_labels=st.step_labels, labelled_by=st.labelled_by)
+            for row, traj, st in zip(rows, trajs, standings(s, rows), strict=True)]
 
 
 def records_page(s: Session, run_ids: Sequence[str], *, status: str | None = None,

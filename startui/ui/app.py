@@ -95,7 +95,7 @@ def build_app(services: Services | None = None, *, db_url: str | None = None,
             with gr.Tab("Dataset", id="dataset", visible=reviewable) as dataset_tab:
                 build_dataset_tab(demo, services, dataset_tab, defaults=defaults)
         links.wire(demo, services, studio_state, tabs=tabs, live=live, live_tab=live_tab,
-                   review=reviewing, review_tab=review_tab, link=link)
+                   review=reviewing, review_tab=review_tab, link=link, dataset_tab=dataset_tab)
     demo.services = services  # type: ignore[attr-defined]
     demo.defaults = defaults  # type: ignore[attr-defined]
     return demo

@@ -289,9 +289,19 @@ def build_dataset_tab(demo: gr.Blocks, services: Services, tab: gr.Tab, *,
     base = [message, who_md, d_runs, x_runs, c_run, d_campaign, c_pick, c_reviewers,
             c_adjudicator, *admin.outputs]
     camp_view = [c_info, c_agreement, a_pick, a_view, a_chat]
-    demo.load(on_load, None, base, **page)
     def on_open_tab(name: str, runs: list[str], campaign: str) -> dict[Any, Any]:
         return on_dashboards(name, runs, campaign, max_age=60.0)
+
+    def on_deep_link(request: gr.Request, profile: gr.OAuthProfile | None, runs: list[str],
+                     campaign: str) -> dict[Any, Any]:
+        """A page opened at ``?tab=dataset`` (see :mod:`startui.ui.links`) shows the tab's
+        dashboards as a click on the tab would."""
+        if request is None or request.query_params.get("tab") != "dataset":
+            return {}
+        return refreshing(on_open_tab)(request, profile, runs, campaign)
+
+    demo.load(on_load, None, base, **page).then(
+        on_deep_link, [d_runs, d_campaign], [message, d_summary, *plot_list], **page)
 
     tab.select(on_load, None, base, **page).then(
         refreshing(on_open_tab), [d_runs, d_campaign], [message, d_summary, *plot_list],

@@ -1,6 +1,7 @@
 """Deep links: every trajectory has an address — ``?t=ID`` opens it in the live tab,
 ``?t=ID&tab=review`` in the review tab — and the address follows what is on screen, so a reload
-(or a link sent to a colleague) shows the same trajectory in the same tab."""
+(or a link sent to a colleague) shows the same trajectory in the same tab. ``?tab=dataset``
+opens the Dataset tab (its dashboards drawn, see :mod:`startui.ui.dataset`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from startui.ui.review import ReviewTab
 from startui.ui.review_render import deep_link
 from startui.ui.studio import Services, Studio
 
+DATASET_LINK = "?tab=dataset"
+
 
 def wire(demo: gr.Blocks, services: Services, studio_state: gr.State, *, tabs: gr.Tabs,
          live: LiveTab, live_tab: gr.Tab, review: ReviewTab, review_tab: gr.Tab,
-         link: gr.Textbox) -> None:
+         link: gr.Textbox, dataset_tab: gr.Tab | None = None) -> None:
     def on_load(studio: Studio | None, desk: Any, request: gr.Request,
                 profile: gr.OAuthProfile | None = None) -> dict[Any, Any]:
         query = dict(request.query_params) if request is not None else {}
@@ -27,6 +30,9 @@ def wire(demo: gr.Blocks, services: Services, studio_state: gr.State, *, tabs: g
         out[studio_state] = studio
         if in_review:
             out[tabs] = gr.Tabs(selected="review")
+        elif query.get("tab") == "dataset" and dataset_tab is not None and dataset_tab.visible:
+            out[tabs] = gr.Tabs(selected="dataset")
+            out[link] = DATASET_LINK
         else:
             out[link] = deep_link(tid, "live")
             if tid:
@@ -46,3 +52,5 @@ def wire(demo: gr.Blocks, services: Services, studio_state: gr.State, *, tabs: g
     live.current.change(lambda tid: deep_link(tid, "live"), live.current, link, api_name=False)
     live_tab.select(lambda tid: deep_link(tid, "live"), live.current, link, api_name=False)
     review_tab.select(review_link, review.desk, link, api_name=False)
+    if dataset_tab is not None:
+        dataset_tab.select(lambda: DATASET_LINK, None, link, api_name=False)

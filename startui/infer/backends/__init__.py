@@ -22,18 +22,49 @@ def _llamacpp(model: str | None = None, **kw: Any) -> Backend:
 
 
 def _scripted(model: str | None = None, **kw: Any) -> Backend:
-    """``model`` is a JSON file holding a list of turns (strings)."""
+    """``model`` is a JSON file: a list of turns (strings), or an object with ``turns``, a
+    ``respond`` function (``"module:function"``, called with the prompt for every request after
+    the turns: a stateless model any number of trajectories can share, e.g.
+    ``"bench.standins:rft_respond"``) and a per-token ``delay`` in seconds."""
     from startui.infer.backends.scripted import ScriptedBackend
 
-    turns: list[str] = []
+    script: Any = []
     if model:
         try:
-            turns = json.loads(Path(model).read_text(encoding="utf-8"))
+            script = json.loads(Path(model).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot read script {model}: {e}") from e
-        if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
-            raise BackendError(f"script {model} must be a JSON list of strings (one per turn)")
+    if isinstance(script, dict):
+        unknown = set(script) - {"turns", "respond", "delay"}
+        if unknown:
+            raise BackendError(f"script {model}: unknown keys {sorted(unknown)}; expected "
+                               "turns, respond, delay")
+        turns, respond = script.get("turns", []), script.get("respond")
+        kw.setdefault("delay", script.get("delay", 0.0))
+        if respond is not None:
+            kw["respond"] = _function(respond, model)
+    else:
+        turns = script
+    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+        raise BackendError(f"script {model} must be a JSON list of strings (one per turn), or "
+                           "an object with turns, respond and delay")
+    if not isinstance(kw.get("delay", 0.0), int | float):
+        raise BackendError(f"script {model}: delay must be a number of seconds")
     return ScriptedBackend(turns, model=model or "script", **kw)
+
+
+def _function(spec: Any, model: str | None) -> Callable[[str], str]:
+    import importlib
+
+    module, _, name = str(spec).partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise BackendError(f"script {model}: cannot load respond {spec!r} ({e}); expected "
+                           "\"module:function\" importable here") from e
+    if not callable(fn):
+        raise BackendError(f"script {model}: respond {spec!r} is not a function")
+    return fn  # type: ignore[no-any-return]
 
 
 def _openai(model: str | None = None, **kw: Any) -> Backend:

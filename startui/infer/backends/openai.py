@@ -5,10 +5,11 @@ because a resume after a hint or a tool output must continue the exact text pref
 server-sent events; closing the stream closes the HTTP response, which is how these servers learn
 to abort the request (vLLM and llama.cpp both stop generating when the client goes away).
 
-Several base URLs spread trajectories over several servers (data-parallel vLLM replicas): a
-request's ``key`` (the trajectory id) keeps one trajectory on one server so its prefix stays in
-that server's cache; new keys go to the least busy server; a server that refuses connections is
-skipped for a while and the request goes to the next one.
+Several base URLs spread trajectories over several servers (data-parallel vLLM replicas; the
+routing is :mod:`startui.infer.backends.replicas`): a request's ``key`` (the trajectory id) keeps
+one trajectory on one server so its prefix stays in that server's cache; new keys go to the
+least busy server; a server that refuses connections is skipped for a while and the request goes
+to the next one.
 """
 
 from __future__ import annotations
@@ -17,19 +18,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from startui.infer.backends import templates
 from startui.infer.backends.base import BackendError, Chunk, GenerationRequest, chatml
+from startui.infer.backends.replicas import Replicas, Server
+
+__all__ = ["OpenAIBackend", "Server", "normalize_url"]
 
 log = logging.getLogger(__name__)
-
-DOWN_FOR = 30.0  # seconds a server that refused a connection is skipped
-_MAX_KEYS = 10_000  # trajectories remembered for server affinity
 
 
 def normalize_url(url: str) -> str:
@@ -41,14 +39,6 @@ def normalize_url(url: str) -> str:
     if "://" not in url:
         url = "http://" + url
     return url[: -len("/v1")] if url.endswith("/v1") else url
-
-
-@dataclass
-class Server:
-    url: str
-    in_flight: int = 0
-    assigned: int = 0
-    down_until: float = 0.0
 
 
 def _error_message(body: bytes) -> str:
@@ -110,7 +100,7 @@ class OpenAIBackend:
         # Off by default so every backend hands the engine the same text.
         self.include_stop_str_in_output = include_stop_str_in_output
         self.extra_body = dict(extra_body or {})
-        self._affinity: OrderedDict[str, Server] = OrderedDict()
+        self._replicas = Replicas()
         self._http: Any = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
@@ -178,23 +168,7 @@ class OpenAIBackend:
     # -- routing --------------------------------------------------------------------------
 
     def _pick(self, key: str | None, exclude: Sequence[Server] = ()) -> Server | None:
-        servers = [s for s in self._require_servers() if s not in exclude]
-        if not servers:
-            return None
-        now = time.monotonic()
-        if key is not None and (s := self._affinity.get(key)) is not None and s in servers \
-                and s.down_until <= now:
-            self._affinity.move_to_end(key)
-            return s
-        alive = [s for s in servers if s.down_until <= now] or servers
-        server = min(alive, key=lambda s: (s.in_flight, s.assigned))
-        server.assigned += 1
-        if key is not None:
-            self._affinity[key] = server
-            self._affinity.move_to_end(key)
-            while len(self._affinity) > _MAX_KEYS:
-                self._affinity.popitem(last=False)
-        return server
+        return self._replicas.pick(self._require_servers(), key, exclude)
 
     def _client(self) -> Any:
         """One pooled client per event loop (httpx clients cannot cross loops)."""
@@ -247,7 +221,7 @@ class OpenAIBackend:
                         yield chunk
                 return
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
-                server.down_until = time.monotonic() + DOWN_FOR
+                self._replicas.refused(server)
                 refused.append(server)
                 log.warning("cannot connect to %s (%s): trying another server", url, e)
                 server = self._pick(key, exclude=refused)
