@@ -2,6 +2,7 @@
 
     python bench/bench_generate.py                  # the whole table (a few minutes)
     python bench/bench_generate.py --quick          # concurrency 1 and 8 only
+    python bench/bench_generate.py --server-only    # only the server rows (2.)
 
 Every row runs the same kind of batch — problems × (a greedy baseline + one hinted trajectory
 with one hint round: think → hint → code → real kernel → answer) — through
@@ -17,7 +18,9 @@ trajectories per second of wall time.
    ``serve_completions``: the same scripted replies, one word-token every 50 ms per stream)
    through startui's openai backend, at concurrency 1, 8, 32 and 64. Ideal throughput is the
    latency bound: ``concurrency / (tokens streamed per trajectory × 50 ms)``, from the tokens
-   the server counted; the figure is measured / ideal (goal ≥ 0.85 at 32 and 64). Twice: the
+   the server counted; the figure is measured / ideal (goal ≥ 0.85 at 32 and 64), end to end
+   and "steady" (trajectories finished in the middle half of the run: a finite batch of mixed
+   lengths leaves slots idle at its end, however fast the executor). Twice: the
    script's replies as they are (~16 tokens a trajectory: a trajectory every 0.8 s per slot,
    which measures startui's cost per trajectory), and with ``--think-words`` (100) words of
    reasoning before each prose reply (~200 tokens a trajectory, still short of a real one).
@@ -86,9 +89,17 @@ class MemorySampler:
                 f"({len(rows)} samples)")
 
 
+def steady_rate(finished_at: list[float], start: float, wall: float) -> float:
+    """Trajectories finished per second over the middle half of the run: what the batch does
+    with its trajectories in flight, without the ramp-up and the last stragglers (a finite batch
+    of mixed lengths leaves slots idle at its end, however fast the executor)."""
+    lo, hi = start + wall / 4, start + 3 * wall / 4
+    return sum(lo <= t < hi for t in finished_at) / (hi - lo)
+
+
 async def one_batch(tmp: Path, tag: str, concurrency: int, backend, *, before: bool = False,
-                    sample_memory: bool = False) -> dict:
-    problems = max(24, 2 * concurrency)
+                    sample_memory: bool = False, per_slot: int = 2) -> dict:
+    problems = max(24, per_slot * concurrency)
     store = Store(f"sqlite:///{tmp / f'{tag}.sqlite'}")
     probs = rft_problems(problems, source=f"bench-{tag}")
     store.upsert_problems(probs)
@@ -96,7 +107,16 @@ async def one_batch(tmp: Path, tag: str, concurrency: int, backend, *, before: b
     try:
         async with pool_for(concurrency, before=before) as pool:
             cfg = BatchConfig(run=tag, samples=1, greedy_baseline=True, concurrency=concurrency)
-            batch = Batch(store, backend, pool, cfg, policy=HintPolicy(rounds=1))
+            finished_at: list[float] = []
+            done = [0]
+
+            def progress(report) -> None:
+                if report.finished > done[0]:
+                    finished_at.extend([time.perf_counter()] * (report.finished - done[0]))
+                    done[0] = report.finished
+
+            batch = Batch(store, backend, pool, cfg, policy=HintPolicy(rounds=1),
+                          on_progress=progress)
             task = None
             if sample_memory:
                 sampler = MemorySampler(pool)
@@ -111,7 +131,7 @@ async def one_batch(tmp: Path, tag: str, concurrency: int, backend, *, before: b
         store.close()
     assert report.finished == 2 * problems, report.summary()
     return {"n": report.finished, "rate": report.finished / wall, "wall": wall,
-            "booted": booted, "memory": sampler}
+            "steady": steady_rate(finished_at, t, wall), "booted": booted, "memory": sampler}
 
 
 def free_port() -> int:
@@ -146,18 +166,20 @@ async def server_rows(tmp: Path, levels: list[int], *, think_words: int) -> Memo
     memory = None
     try:
         await wait_for_port(port)
-        print("| concurrency | trajectories | trajectories/s | tokens per trajectory | "
-              "ideal trajectories/s | measured / ideal |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("| concurrency | trajectories | trajectories/s, end to end | steady (middle half) | "
+              "tokens per trajectory | ideal trajectories/s | end to end / ideal | "
+              "steady / ideal |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in levels:
             backend = OpenAIBackend("rft-script", base_urls=[f"http://127.0.0.1:{port}/v1"])
             before = counter.value
             r = await one_batch(tmp, f"http{think_words}-c{c}", c, backend,
-                                sample_memory=c == levels[-1])
+                                sample_memory=c == levels[-1], per_slot=3)
             tokens = (counter.value - before) / r["n"]
             ideal = c / (tokens * DELAY)
-            print(f"| {c} | {r['n']} | {r['rate']:.2f} | {tokens:.1f} | {ideal:.2f} | "
-                  f"{r['rate'] / ideal:.2f} |", flush=True)
+            print(f"| {c} | {r['n']} | {r['rate']:.2f} | {r['steady']:.2f} | {tokens:.1f} | "
+                  f"{ideal:.2f} | {r['rate'] / ideal:.2f} | {r['steady'] / ideal:.2f} |",
+                  flush=True)
             memory = r["memory"] or memory
     finally:
         server.kill()
@@ -169,6 +191,10 @@ async def main_async(args) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         print(f"load average at start: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores\n")
+        if args.server_only:
+            await server_rows(tmp, levels, think_words=0)
+            await server_rows(tmp, [c for c in levels if c > 1], think_words=args.think_words)
+            return
         print("### 1. Scripted backend, in-process\n")
         print("| model | pool | concurrency | trajectories | trajectories/s | wall s | "
               "vs concurrency 1 | kernels booted |")
@@ -202,6 +228,7 @@ def main() -> None:
     logging.getLogger("startui.infer.backends").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="concurrency 1 and 8 only")
+    ap.add_argument("--server-only", action="store_true", help="only the server rows (2.)")
     ap.add_argument("--think-words", type=int, default=100,
                     help="the realistic-length server rows: words of reasoning per prose reply")
     asyncio.run(main_async(ap.parse_args()))

@@ -245,8 +245,11 @@ def completions_app(respond: Callable[[str], str], token_delay: float, counter: 
             text = text[:cut]
 
         async def events():
-            for tok in _TOKEN.findall(text):
-                await aio.sleep(token_delay)
+            # one token every token_delay from the request's start, by deadline: a late wake-up
+            # (two cores shared with the client under test) does not push every later token
+            start = aio.get_running_loop().time()
+            for i, tok in enumerate(_TOKEN.findall(text), 1):
+                await aio.sleep(max(0.0, start + i * token_delay - aio.get_running_loop().time()))
                 if counter is not None:
                     with counter.get_lock():
                         counter.value += 1
