@@ -85,7 +85,9 @@ def test_two_workers_share_a_run_and_take_over_a_killed_ones_claims(tmp_path, pg
             [(done, mid)] = _rows(db, """
                 SELECT count(*) FILTER (WHERE t.state = 'done'),
                        count(*) FILTER (WHERE t.state = 'claimed' AND EXISTS (
-                           SELECT 1 FROM segments s WHERE s.trajectory_id = t.trajectory_id))
+                           SELECT 1 FROM segments s WHERE s.trajectory_id = t.trajectory_id)
+                           AND EXISTS (SELECT 1 FROM trajectories j
+                                       WHERE j.id = t.trajectory_id AND j.status = 'running'))
                 FROM run_tasks t WHERE t.worker = 'B'""")
             return done >= 1 and mid >= 1
 
@@ -97,6 +99,12 @@ def test_two_workers_share_a_run_and_take_over_a_killed_ones_claims(tmp_path, pg
         done_by_b = _rows(db, "SELECT count(*) FROM run_tasks WHERE worker = 'B' "
                               "AND state = 'done'")[0][0]
         assert held_by_b and done_by_b
+        # B's trajectories cut mid-way (segments stored, not finished): A must go on from them
+        cut = _rows(db, "SELECT count(*) FROM run_tasks t JOIN trajectories j "
+                        "ON j.id = t.trajectory_id WHERE t.worker = 'B' AND t.state = 'claimed' "
+                        "AND j.status != 'finished' AND EXISTS (SELECT 1 FROM segments s "
+                        "WHERE s.trajectory_id = t.trajectory_id)")[0][0]
+        assert cut >= 1
         out, err = a.communicate(timeout=120)
         assert a.returncode == 0, err
         report = json.loads(out.splitlines()[-1])
@@ -114,7 +122,7 @@ def test_two_workers_share_a_run_and_take_over_a_killed_ones_claims(tmp_path, pg
                  for tid, _, _, attempts, _, writer, _ in tasks if attempts == 2}
         assert held_by_b <= set(taken) and len(taken) == report["taken_over"]
         assert sum(taken.values()) == report["skipped"]  # the rest A generated: resumed or new
-        assert report["resumed"] >= 1  # B's trajectories with segments stored go on from them
+        assert report["resumed"] >= cut  # B's trajectories with segments stored go on from them
         for tid, state, worker, attempts, status, writer, answer in tasks:
             assert (state, status) == ("done", "finished") and answer is not None, tid
             # a task claimed once was written by its worker; a taken-over one is A's claim #2
