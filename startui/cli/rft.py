@@ -107,7 +107,7 @@ def register(subparsers: Any) -> None:
                    help="paper: temperature 0.6, top-p 0.95, at most 6 tool calls (flags given "
                         "explicitly win)")
     p.add_argument("--concurrency", type=int, default=4,
-                   help="trajectories in flight (the kernel pool is sized to it)")
+                   help="trajectories in flight (the kernel pool boots a kernel ahead for each)")
     p.add_argument("--score", action="store_true",
                    help="rule-score each trajectory as it finishes (else: `startui score`)")
     p.add_argument("--worker-name", metavar="NAME",
