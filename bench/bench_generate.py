@@ -3,6 +3,7 @@
     python bench/bench_generate.py                  # the whole table (a few minutes)
     python bench/bench_generate.py --quick          # concurrency 1 and 8 only
     python bench/bench_generate.py --server-only    # only the server rows (2.)
+    python bench/bench_generate.py --scripted-only  # only the in-process rows (1.)
 
 Every row runs the same kind of batch — problems × (a greedy baseline + one hinted trajectory
 with one hint round: think → hint → code → real kernel → answer) — through
@@ -213,6 +214,8 @@ async def main_async(args) -> None:
                 print(f"| {label} | {pool} | {c} | {r['n']} | {r['rate']:.2f} | {r['wall']:.1f} | "
                       f"{r['rate'] / base[before]:.2f}x | {r['booted']} |", flush=True)
 
+        if args.scripted_only:
+            return
         memory = await server_rows(tmp, levels, think_words=0)
         if not args.quick:
             await server_rows(tmp, [c for c in levels if c > 1], think_words=args.think_words)
@@ -229,6 +232,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="concurrency 1 and 8 only")
     ap.add_argument("--server-only", action="store_true", help="only the server rows (2.)")
+    ap.add_argument("--scripted-only", action="store_true", help="only the in-process rows (1.)")
     ap.add_argument("--think-words", type=int, default=100,
                     help="the realistic-length server rows: words of reasoning per prose reply")
     asyncio.run(main_async(ap.parse_args()))

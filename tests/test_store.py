@@ -658,3 +658,28 @@ def test_writes_queued_together_commit_together_and_a_failing_one_alone_is_lost(
     assert stored["k.bad"] is None
     assert stored["k.00"] == "overwritten later, in order"
     assert [stored[f"k.{i:02d}"] for i in range(1, 40)] == list(range(1, 40))
+
+
+def test_writes_from_many_threads_share_commits_and_each_returns_once_committed(db) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import event
+
+    from startui.store.models import SettingRow
+
+    commits = []
+    event.listen(db._engine, "commit", lambda conn: commits.append(1))
+    gate = threading.Event()
+    blocker = db.submit(lambda s: gate.wait(10))
+
+    def put(i: int) -> int:
+        return db.write(lambda s: s.merge(SettingRow(key=f"w.{i:02d}", value=i)).value)
+
+    with ThreadPoolExecutor(16) as pool:
+        futs = [pool.submit(put, i) for i in range(16)]
+        time.sleep(0.1)
+        gate.set()
+        blocker.result(timeout=10)
+        assert [f.result(timeout=10) for f in futs] == list(range(16))
+    assert len(commits) <= 3, len(commits)  # (counted before any read: on PostgreSQL reads
+    assert [db.get_setting(f"w.{i:02d}") for i in range(16)] == list(range(16))  # commit too)

@@ -150,6 +150,9 @@ class _Writer:
         self._q.put((fn, fut, group))
         return fut
 
+    def on_writer(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def call(self, fn: Callable[[], R]) -> R:
         if threading.current_thread() is self._thread:
             return fn()  # a write composed of writes: already on the writer
@@ -277,11 +280,15 @@ class Store(Reviewing, RunTasks):
     # --- transactions ------------------------------------------------------------------------
 
     def write(self, fn: Callable[[Session], R]) -> R:
-        """Run ``fn(session)`` in one write transaction on the writer thread; commit or roll
-        back as a whole. The building block for composed writes (a batch job, the review UI)."""
+        """Run ``fn(session)`` on the writer thread, all or nothing, and return once it is
+        committed. The building block for composed writes (a batch job, the review UI). Writes
+        that queue up while others run share a commit (see ``_Writer``), each in its own
+        savepoint."""
         if self._closed:
             raise StoreError("the store is closed")
-        return self._writer.call(lambda: self._tx(fn))
+        if self._writer.on_writer():
+            return self._tx(fn)  # a write composed of writes: already on the writer
+        return self._writer.submit(fn, group=True).result()  # type: ignore[no-any-return]
 
     def submit(self, fn: Callable[[Session], R]) -> Future[R]:
         """Like :meth:`write`, without waiting. Writes submitted while others run are
