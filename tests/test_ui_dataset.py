@@ -330,3 +330,22 @@ def test_a_public_deployments_anonymous_visitor_gets_nothing(tmp_path):
         assert decisions.undo(store, "ann") is None and store.list_campaigns() == []
     finally:
         demo.close()
+
+
+def test_the_selection_says_the_same_in_the_terminal_and_the_tab_escaped_for_markdown():
+    from startui.rft.generate import clock
+    from startui.rft.select import SelectionReport
+    from startui.ui.dataset_render import selection_markdown
+
+    report = SelectionReport("start", trajectories=9, considered=8, selected=3, problems=4,
+                             problems_selected=3, dropped={"wrong answer": 5},
+                             rule_hits={"repetition": 2, "tool_cap": 1},
+                             overrides={"repetition": 1}, people={"camp*1": 4})
+    text, page = report.summary(), selection_markdown(report)
+    for line in ("rule hits: repetition 2, tool_cap 1",
+                 "kept by a reviewer's acceptance: 1 repetition",
+                 "reviewed in campaigns: camp*1 4"):
+        assert line in text
+    assert "- rule hits: repetition 2, tool&#95;cap 1" in page
+    assert "- reviewed in campaigns: camp&#42;1 4" in page and "camp*1" not in page
+    assert (clock(None), clock(65), clock(3725)) == ("--:--", "1:05", "1:02:05")

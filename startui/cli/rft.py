@@ -27,7 +27,7 @@ from typing import Any, TextIO
 
 from startui.cli.common import add_generation_args, backend_options, engine_config, policy
 from startui.rft.filters import RULES, FilterConfig, ModifyConfig
-from startui.rft.generate import PAPER_PRESET, BatchConfig, BatchReport
+from startui.rft.generate import PAPER_PRESET, BatchConfig, BatchReport, clock
 
 PRESETS = {"paper": PAPER_PRESET}
 INTERRUPTED = 130
@@ -57,21 +57,13 @@ class ProgressBar:
         eta = (total - done) / rate if rate > 0 else None
         bar = "#" * int(24 * frac) + "." * (24 - int(24 * frac))
         line = (f"{self.label} {done}/{total} {frac:4.0%} |{bar}| {rate:.2f}/s ETA "
-                f"{_duration(eta)}" + (f" · {extra}" if extra else ""))
+                f"{clock(eta)}" + (f" · {extra}" if extra else ""))
         if self.tty:
             self.out.write("\r\033[K" + line + ("\n" if final else ""))
         else:
             self.out.write(line + "\n")
         self.out.flush()
         self._drawn = True
-
-
-def _duration(s: float | None) -> str:
-    if s is None:
-        return "--:--"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
 
 
 def _db_arg(p: argparse.ArgumentParser) -> None:

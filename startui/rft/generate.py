@@ -59,6 +59,15 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def clock(seconds: float | None) -> str:
+    """A batch's elapsed time or ETA as a terminal and the Dataset tab show it: m:ss, h:mm:ss."""
+    if seconds is None:
+        return "--:--"
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"
+
+
 def trajectory_id(run: str, problem_id: str, mode: str, sample: int) -> str:
     """The deterministic id of a task's trajectory: what makes "skip finished" exact."""
     key = f"{run}\x00{problem_id}\x00{mode}\x00{sample}"

@@ -216,18 +216,23 @@ class SelectionReport:
                  f"{self.trajectories} trajectories in the runs)"]
         for reason, n in sorted(self.dropped.items(), key=lambda kv: -kv[1]):
             lines.append(f"  dropped {n:>7}  {reason}")
-        if self.rule_hits:
-            lines.append("  rule hits: " + ", ".join(f"{k} {v}" for k, v in
-                                                     sorted(self.rule_hits.items())))
-        for what, n in sorted(self.overrides.items()):
-            lines.append(f"  kept by a reviewer's acceptance: {n} {what}")
-        if self.people:
-            lines.append("  reviewed in campaigns: " + ", ".join(
-                f"{k} {v}" for k, v in sorted(self.people.items())))
-        if self.seed_problems:
-            lines.append("  problems: " + ", ".join(f"{k} {v}" for k, v in
-                                                    sorted(self.seed_problems.items())))
+        lines += ["  " + note for note in self.notes()]
         return "\n".join(lines)
+
+    def notes(self, esc: Callable[[str], str] = str) -> list[str]:
+        """What else the selection saw (rule hits, acceptances that kept a trajectory, campaign
+        reviews, D_seed's problems), one line each; ``esc`` escapes names for a display."""
+        def counts(d: dict[str, int]) -> str:
+            return ", ".join(f"{esc(k)} {v}" for k, v in sorted(d.items()))
+
+        out = [f"rule hits: {counts(self.rule_hits)}"] if self.rule_hits else []
+        out += [f"kept by a reviewer's acceptance: {n} {esc(what)}"
+                for what, n in sorted(self.overrides.items())]
+        if self.people:
+            out.append(f"reviewed in campaigns: {counts(self.people)}")
+        if self.seed_problems:
+            out.append(f"problems: {counts(self.seed_problems)}")
+        return out
 
 
 @dataclass

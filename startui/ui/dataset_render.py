@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from startui.review.agreement import AgreementReport, Measure
+from startui.rft.generate import clock
 from startui.rft.select import DATASET_NAMES, SelectionReport
 from startui.ui import review_render as rr
 
@@ -74,18 +75,7 @@ def selection_markdown(report: SelectionReport, manifest: Mapping[str, Any] | No
                   sorted(report.dropped.items(), key=lambda kv: (-kv[1], kv[0]))]
     else:
         lines.append("\nnothing dropped")
-    extra = []
-    if report.rule_hits:
-        extra.append("rule hits: " + ", ".join(f"{_md(k)} {v}" for k, v in
-                                                sorted(report.rule_hits.items())))
-    extra += [f"kept by a reviewer's acceptance: {n} {_md(what)}"
-              for what, n in sorted(report.overrides.items())]
-    if report.people:
-        extra.append("reviewed in campaigns: " + ", ".join(
-            f"{_md(k)} {v}" for k, v in sorted(report.people.items())))
-    if report.seed_problems:
-        extra.append("problems: " + ", ".join(f"{_md(k)} {v}" for k, v in
-                                              sorted(report.seed_problems.items())))
+    extra = report.notes(_md)
     if extra:
         lines += [""] + [f"- {e}" for e in extra]
     if manifest is not None:
@@ -96,14 +86,6 @@ def selection_markdown(report: SelectionReport, manifest: Mapping[str, Any] | No
 
 
 # --- batch -----------------------------------------------------------------------------------
-
-def _duration(s: float | None) -> str:
-    if s is None:
-        return "--:--"
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
-
 
 def batch_html(status: Mapping[str, Any]) -> str:
     """A progress bar with the counts, rate and ETA (what ``generate`` prints on a terminal)."""
@@ -135,7 +117,7 @@ def batch_html(status: Mapping[str, Any]) -> str:
     if msgs:
         note += "".join(f"<div>⚠️ {html.escape(str(m))}</div>" for m in msgs[:3])
     return (f"<div id='batch-progress' data-state='{state}'><b>{run}</b>: {state} · "
-            f"{done}/{todo} ({100 * frac:.0f}%) · {rate:.2f}/s · ETA {_duration(eta)}"
+            f"{done}/{todo} ({100 * frac:.0f}%) · {rate:.2f}/s · ETA {clock(eta)}"
             f"{bar}<small>{counts}</small>{note}</div>")
 
 
