@@ -14,17 +14,16 @@ accepted nor rejected (the rules decide).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import or_, tuple_
 from sqlalchemy import select as sql
 from sqlalchemy.orm import Session
 
-from startui.answers import ScoreResult
 from startui.store.models import RunRow, TrajectoryRow
 from startui.store.repository import NotFoundError, load_many
-from startui.store.standing import standings
+from startui.store.standing import Standing, standings
 from startui.trajectory import Trajectory
 
 
@@ -47,31 +46,15 @@ def resolve_runs(s: Session, names: Sequence[str]) -> list[str]:
     return ids
 
 
-@dataclass
-class Record:
-    """A trajectory with what people and scorers said about it."""
+@dataclass(kw_only=True)
+class Record(Standing):
+    """A trajectory with what people and scorers said about it: its :class:`Standing` (review
+    status, how it came about, the current rule score, editors, step labels)."""
 
     trajectory: Trajectory
     version: int
-    review_status: str  # pending | accepted | rejected
-    reviewer: str | None
     run_id: str | None
-    score: ScoreResult | None  # the current rule score (None: unscored, or scored before an edit)
-    score_stale: bool = False
-    editors: list[str] = field(default_factory=list)  # who edited it (revisions), in order
-    # Process supervision of this version: {position: -1 | 0 | +1} by ``labelled_by`` (the
-    # deciding reviewer's labels when they labelled it, else the latest labeller's)
-    step_labels: dict[int, int] = field(default_factory=dict)
-    labelled_by: str | None = None
     created_at: Any = None  # the row's, for keyset paging
-    # How people's status came about: "adjudicated", "consensus", "disputed" (a campaign's
-    # reviewers disagree, nobody adjudicated: neither accepted nor rejected), "reviewer" (one
-    # person's decision), None (nobody decided: the rules do).
-    human: str | None = None
-
-    @property
-    def correct(self) -> bool | None:
-        return None if self.score is None else self.score.correct
 
 
 def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
@@ -80,9 +63,7 @@ def attach(s: Session, rows: Sequence[Any]) -> list[Record]:
     scorer (:func:`~startui.store.standing.standings`, what selection reads too)."""
     trajs = load_many(s, rows)
     return [Record(trajectory=traj, version=row.version, created_at=row.created_at,
-                   review_status=st.review_status, human=st.human, reviewer=st.reviewer,
-                   run_id=row.run_id, score=st.score, score_stale=st.score_stale,
-                   editors=st.editors, step_labels=st.step_labels, labelled_by=st.labelled_by)
+                   run_id=row.run_id, **{f.name: getattr(st, f.name) for f in fields(Standing)})
             for row, traj, st in zip(rows, trajs, standings(s, rows), strict=True)]
 
 
