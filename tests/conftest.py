@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import uuid
 
 import pytest
+from sqlalchemy import create_engine
 
 from startui.infer.backends.scripted import ScriptedBackend
 from startui.infer.engine import Engine, EngineConfig
@@ -89,3 +92,53 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
         b.close()
+
+
+# --- databases: SQLite and a fresh PostgreSQL database per test ---------------------------
+
+DEFAULT_PG = "postgresql+psycopg://startui:startui@localhost:5432/startui_test"  # .ci/postgres.sh
+
+
+@functools.cache
+def _pg_admin_url() -> tuple[str, str | None]:
+    """(url, why it is unusable or None)."""
+    url = os.environ.get("STARTUI_TEST_PG_URL") or DEFAULT_PG
+    try:
+        eng = create_engine(url, connect_args={"connect_timeout": 3})
+        with eng.connect():
+            pass
+        eng.dispose()
+        return url, None
+    except Exception as e:  # noqa: BLE001 - any failure means "no server here"
+        return url, f"{type(e).__name__}: {e}".splitlines()[0]
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh, empty PostgreSQL database for one test (dropped after it). Skips when no server
+    runs locally; fails when STARTUI_TEST_PG_URL names one that cannot be reached, or when
+    STARTUI_STRICT is set (CI: the postgres tests must run)."""
+    admin, error = _pg_admin_url()
+    required = os.environ.get("STARTUI_TEST_PG_URL") or os.environ.get("STARTUI_STRICT")
+    if error and required:
+        pytest.fail(f"PostgreSQL is required here but unusable: {error}")
+    if error:
+        pytest.skip("no PostgreSQL server: set STARTUI_TEST_PG_URL, or run "
+                    "`eval \"$(.ci/postgres.sh)\"` to install and start one")
+    name = f"startui_t_{uuid.uuid4().hex[:10]}"
+    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    with eng.connect() as c:
+        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    eng.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    """A store's URL, once SQLite (a file in the test's folder), once a fresh PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return request.getfixturevalue("pg_url")

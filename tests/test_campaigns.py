@@ -24,7 +24,6 @@ from startui.rft.select import SelectConfig, select
 from startui.store import ConflictError, Store
 from startui.store.queue import QueueFilter
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TEAM = {"root": "admin", "ann": "reviewer", "bob": "reviewer", "cat": "reviewer",
@@ -317,7 +316,7 @@ def test_concurrent_reviewers_on_sqlite(tmp_path, shared):
 
 
 @pytest.mark.postgres
-def test_concurrent_reviewers_on_postgresql(pg_url):  # noqa: F811
+def test_concurrent_reviewers_on_postgresql(pg_url):
     """Four reviewers, each with their own Store (connection pool, writer): real concurrent
     transactions, FOR UPDATE SKIP LOCKED on the candidates."""
     names = ["ann", "bob", "cat", "dan"]
@@ -359,7 +358,7 @@ def test_abandoned_leases_are_not_lost_under_concurrency(db, request, tmp_path):
 
 
 @pytest.mark.postgres
-def test_nobody_waits_on_an_item_someone_else_holds_postgresql(pg_url):  # noqa: F811
+def test_nobody_waits_on_an_item_someone_else_holds_postgresql(pg_url):
     """While another transaction holds the first item's row lock, a pull skips it at once."""
     with Store(pg_url) as store:
         add_team(store)
@@ -379,7 +378,7 @@ def test_nobody_waits_on_an_item_someone_else_holds_postgresql(pg_url):  # noqa:
 
 
 @pytest.mark.postgres
-def test_an_item_locked_by_a_claim_in_flight_is_not_nothing_left_postgresql(pg_url):  # noqa: F811
+def test_an_item_locked_by_a_claim_in_flight_is_not_nothing_left_postgresql(pg_url):
     """SKIP LOCKED skips an item another transaction is writing; when that was the last one, the
     pull tries again a moment later instead of saying "nothing left" — and gives up (None)
     after about a second if the lock is never let go."""

@@ -18,7 +18,6 @@ from startui.store import Store
 from startui.store.models import ReviewRow, StepLabelRow
 from startui.store.queue import QueueFilter
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 RUN = "seed-1"
 

@@ -23,7 +23,6 @@ from startui.store.models import TrajectoryDigestRow
 from startui.store.queue import QueueFilter
 from startui.store.standing import Standing
 from startui.trajectory import TOOL_LIMIT_ERROR, Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 RUN = "mix"
 LOOP = "so the sum of the primes below ten is seventeen and we check it once more"
@@ -158,10 +157,8 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'mix.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
+@pytest.fixture
+def store(url):
     with Store(url) as s:
         build(s)
         yield s

@@ -43,7 +43,6 @@ from startui.store.queue import QueueFilter
 from startui.store.records import Record
 from startui.store.repository import format_ts
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
        "AAAABJRU5ErkJggg==")
@@ -148,10 +147,8 @@ def fill(store: Store) -> None:
     store.set_step_labels("t8", reviewer="ann", labels={0: 1})
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request, tmp_path):
-    url = (f"sqlite:///{tmp_path / 'eq.sqlite'}" if request.param == "sqlite"
-           else request.getfixturevalue("pg_url"))
+@pytest.fixture
+def store(url):
     with Store(url) as s:
         fill(s)
         yield s

@@ -19,7 +19,6 @@ from startui.store import Store, StoreError, migrations
 from startui.store.models import Base
 from startui.store.queue import QueueFilter
 from startui.store.repository import shuffle_key
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 
 def revisions_in_order() -> list[str]:
@@ -433,7 +432,7 @@ def test_migration_file_is_frozen():
 
 
 @pytest.mark.postgres
-def test_postgres_upgrade_matches_models_and_keeps_json(pg_url):  # noqa: F811
+def test_postgres_upgrade_matches_models_and_keeps_json(pg_url):
     with Store(pg_url) as s:
         s.seed_samples()
     assert schema_diff(pg_url) == []

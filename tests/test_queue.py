@@ -8,7 +8,6 @@ import pytest
 from startui.store import Store
 from startui.store.queue import QueueFilter
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 
 def _fill(store: Store, n: int) -> list[str]:

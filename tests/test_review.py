@@ -14,7 +14,6 @@ from startui.review.session import ReviewSession, load_item
 from startui.store import ConflictError, Store
 from startui.store.queue import QueueFilter
 from startui.trajectory import Problem, Segment, Trajectory
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 
 def make(store: Store, i: int = 0, *, correct: bool | None = None, run: str = "r1",
@@ -330,7 +329,7 @@ def test_with_nobody_configured_the_os_user_reviews(store, monkeypatch):
 
 # --- the same on PostgreSQL --------------------------------------------------------------------
 
-async def test_conflict_and_undo_on_postgresql(pg_url, pool):  # noqa: F811
+async def test_conflict_and_undo_on_postgresql(pg_url, pool):
     with Store(pg_url) as store:
         tid = make(store)
         traj, v = store.load_trajectory_versioned(tid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import signal
 import subprocess
@@ -11,11 +10,10 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from startui import resources
 from startui.events import (
@@ -47,52 +45,6 @@ SETTINGS = {"backend": "scripted", "model": "script", "engine": {"temperature": 
 
 
 # --- fixtures ----------------------------------------------------------------------------------
-
-DEFAULT_PG = "postgresql+psycopg://startui:startui@localhost:5432/startui_test"  # .ci/postgres.sh
-
-
-@functools.cache
-def _pg_admin_url() -> tuple[str, str | None]:
-    """(url, why it is unusable or None)."""
-    url = os.environ.get("STARTUI_TEST_PG_URL") or DEFAULT_PG
-    try:
-        eng = create_engine(url, connect_args={"connect_timeout": 3})
-        with eng.connect():
-            pass
-        eng.dispose()
-        return url, None
-    except Exception as e:  # noqa: BLE001 - any failure means "no server here"
-        return url, f"{type(e).__name__}: {e}".splitlines()[0]
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh, empty PostgreSQL database for one test (dropped after it). Skips when no server
-    runs locally; fails when STARTUI_TEST_PG_URL names one that cannot be reached, or when
-    STARTUI_STRICT is set (CI: the postgres tests must run)."""
-    admin, error = _pg_admin_url()
-    required = os.environ.get("STARTUI_TEST_PG_URL") or os.environ.get("STARTUI_STRICT")
-    if error and required:
-        pytest.fail(f"PostgreSQL is required here but unusable: {error}")
-    if error:
-        pytest.skip("no PostgreSQL server: set STARTUI_TEST_PG_URL, or run "
-                    "`eval \"$(.ci/postgres.sh)\"` to install and start one")
-    name = f"startui_t_{uuid.uuid4().hex[:10]}"
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + "/" + name
-    with eng.connect() as c:
-        c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    eng.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
 
 @pytest.fixture
 def db(url):

@@ -28,7 +28,6 @@ from startui.store import Store
 from startui.store.tasks import ClaimLost, PlannedTask, Scope
 from startui.trajectory import Trajectory
 from tests.fakeserver import FakeServer, Reply, Request, event, sse
-from tests.test_store import pg_url  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
@@ -72,7 +71,7 @@ def _wait(what, proc: subprocess.Popen[str], limit: float = 60) -> None:
         time.sleep(0.05)
 
 
-def test_two_workers_share_a_run_and_take_over_a_killed_ones_claims(tmp_path, pg_url,  # noqa: F811
+def test_two_workers_share_a_run_and_take_over_a_killed_ones_claims(tmp_path, pg_url,
                                                                     capsys):
     problems, script = _inputs(tmp_path, 8, delay=0.03)  # 8 × (greedy + hinted) = 16 tasks
     with Store(pg_url):
@@ -187,13 +186,6 @@ def test_sqlite_refuses_a_second_worker_process_and_a_killed_ones_lock_goes(tmp_
 
 
 # --- the claims themselves, both databases ---------------------------------------------------
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'claims.sqlite'}"
-    return request.getfixturevalue("pg_url")
-
 
 def _plan(store: Store, n: int) -> list[PlannedTask]:
     problems = standins.rft_problems(n)
@@ -329,7 +321,7 @@ def test_a_cell_a_hint_opened_before_the_worker_died_is_opened_again():
 
 
 async def test_a_worker_whose_lease_ran_out_while_it_hung_loses_the_task_and_writes_nothing(
-        pg_url, pool):  # noqa: F811
+        pg_url, pool):
     problems = standins.rft_problems(2)
     with Store(pg_url) as hung_store, Store(pg_url) as store:
         store.upsert_problems(problems)
